@@ -1,0 +1,207 @@
+"""Stage 4: the tree is compiled and its objects are bound, giving a callable.
+
+`compile()` runs once per distinct lowered graph: the code is cached by the
+IR (which holds structure and names, never the bound objects), and each
+`compile_graph` call binds its own objects into a fresh globals dict. The
+generated function reads submodules and constants as globals, so a call costs
+nothing beyond the stitching itself: no `functools.partial`, no list indexing.
+
+Each compiled tree gets a unique file name whose source `linecache` loads
+lazily from `ast.unparse`, so tracebacks and pdb show the generated lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import itertools
+import linecache
+import threading
+import types
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch.fx
+
+from astgen import ir
+from astgen.emit import emit
+from astgen.lower import Lowered, lower
+from astgen.passes import run_passes
+
+_CACHE_SIZE = 256
+_file_numbers = itertools.count()
+
+
+class GeneratedCode:
+    """One compiled tree: shared by every `CompiledGraph` of the same lowered graph."""
+
+    def __init__(self, function: ir.Function, tree: ast.Module) -> None:
+        self.function = function
+        self.tree = tree
+        self.filename = f"<astgen:{function.name}>.{next(_file_numbers)}"
+        module_code = compile(tree, self.filename, "exec", dont_inherit=True)
+        self.code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
+        self._source: str | None = None
+        self._lock = threading.Lock()
+        # Lazy entry: `linecache` calls the loader only when a traceback or
+        # pdb needs a line. The entry goes when this object does.
+        linecache.cache[self.filename] = (self._load_source,)
+        weakref.finalize(self, linecache.cache.pop, self.filename, None)
+
+    @property
+    def source(self) -> str:
+        with self._lock:
+            if self._source is None:
+                self._source = ast.unparse(self.tree) + "\n"
+            return self._source
+
+    def _load_source(self) -> str:
+        return self.source
+
+    def origin_of_line(self, lineno: int) -> ir.Origin | None:
+        """The origin of the instruction on line `lineno` of `source`."""
+        index = lineno - 2
+        if 0 <= index < len(self.function.body):
+            return getattr(self.function.body[index], "origin", None)
+        return None
+
+
+def generate(lowered_function: ir.Function, *, check: bool = False) -> GeneratedCode:
+    """Passes, emission and `compile()` for a lowered function, uncached."""
+    function = run_passes(lowered_function, check=check)
+    return GeneratedCode(function, emit(function))
+
+
+class _CodeCache:
+    """A bounded LRU map from lowered IR to its generated code."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[ir.Function, GeneratedCode] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, function: ir.Function) -> GeneratedCode:
+        with self.lock:
+            found = self.entries.get(function)
+            if found is not None:
+                self.entries.move_to_end(function)
+                return found
+        generated = generate(function)
+        with self.lock:
+            self.entries[function] = generated
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return generated
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+code_cache = _CodeCache(_CACHE_SIZE)
+
+
+def _resolve(operand: ir.Const | ir.Global, bindings: tuple[object, ...]) -> object:
+    return operand.value if isinstance(operand, ir.Const) else bindings[operand.slot]
+
+
+def bind(generated: GeneratedCode, bindings: tuple[object, ...]) -> types.FunctionType:
+    """The generated function with `bindings` as its globals and parameter defaults."""
+    function = generated.function
+    namespace: dict[str, Any] = {"__builtins__": builtins.__dict__, "__name__": "astgen.generated"}
+    for g in function.globals:
+        namespace[g.name] = bindings[g.slot]
+    starred = next((i for i, param in enumerate(function.params) if param.variadic), len(function.params))
+    defaults = tuple(
+        _resolve(param.default, bindings) for param in function.params[:starred] if param.default is not None
+    )
+    fn = types.FunctionType(generated.code, namespace, function.name, defaults or None)
+    keyword_defaults = {
+        param.value.name: _resolve(param.default, bindings)
+        for param in function.params[starred + 1 :]
+        if param.default is not None
+    }
+    if keyword_defaults:
+        fn.__kwdefaults__ = keyword_defaults
+    return fn
+
+
+class CompiledGraph:
+    """A graph compiled to a Python function.
+
+    Calling it returns what `torch.fx.Interpreter(gm).run(*args)` returns. An
+    exception raised by the graph gets a note (PEP 678) naming the FX node and
+    the user's source line. `.fn` is the bare function, for the hottest paths
+    that do without the note.
+    """
+
+    def __init__(self, generated: GeneratedCode, bindings: tuple[object, ...]) -> None:
+        self.generated = generated
+        self.bindings = bindings
+        self.fn = bind(generated, bindings)
+
+    @property
+    def source(self) -> str:
+        """The generated function as Python source: `ast.unparse` of `.tree`."""
+        return self.generated.source
+
+    @property
+    def tree(self) -> ast.Module:
+        return self.generated.tree
+
+    @property
+    def ir(self) -> ir.Function:
+        """The IR after every pass: what `.tree` was emitted from."""
+        return self.generated.function
+
+    @property
+    def filename(self) -> str:
+        return self.generated.filename
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.fn(*args, **kwargs)
+        except BaseException as error:
+            self._add_note(error)
+            raise
+
+    def _add_note(self, error: BaseException) -> None:
+        traceback = error.__traceback__
+        while traceback is not None and traceback.tb_frame.f_code is not self.generated.code:
+            traceback = traceback.tb_next
+        if traceback is None:
+            return
+        origin = self.generated.origin_of_line(traceback.tb_lineno)
+        if origin is None:
+            return
+        note = f"astgen: raised by FX node {origin.node!r} ({self.filename}, line {traceback.tb_lineno})"
+        if origin.source_line:
+            note += f"\n  from: {origin.source_line}"
+        error.add_note(note)
+
+    def __repr__(self) -> str:
+        return f"<CompiledGraph {self.ir.name} {self.filename}>"
+
+
+def compile_lowered(lowered: Lowered, *, cache: bool = True) -> CompiledGraph:
+    generated = code_cache.get(lowered.function) if cache else generate(lowered.function)
+    return CompiledGraph(generated, lowered.bindings)
+
+
+def compile_graph(
+    gm: torch.fx.GraphModule,
+    submodules: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    cache: bool = True,
+    name: str = "forward",
+) -> CompiledGraph:
+    """Compile `gm`'s graph into a plain Python function.
+
+    `submodules` maps `call_module` targets to callables that replace gm's own
+    (a compiler's compiled pieces). With `cache=False` the code is generated
+    afresh instead of reused from an earlier graph of the same structure.
+    Raises `astgen.CodegenError` for a graph it cannot compile.
+    """
+    return compile_lowered(lower(gm, submodules, name=name), cache=cache)

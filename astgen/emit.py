@@ -1,0 +1,210 @@
+"""Stage 3: an IR `Function` becomes an `ast.Module` holding one `ast.FunctionDef`.
+
+The function body holds only `Assign`, `Delete` and `Return`. Statements are
+built through `_Builder`, whose helpers stamp every node with the line the
+statement will have in `ast.unparse` output (the `def` is line 1, body
+statement i is line i + 2), so tracebacks and `.source` agree.
+
+Literals are written as the tree `ast.parse` would give for their unparsed
+text (`-1.5` is `USub(1.5)`, `inf` is `1e309`), so unparse -> parse gives an
+equal tree. No code text is ever built here.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+
+from astgen import ir
+
+_BINARY = {
+    "+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "//": ast.FloorDiv, "%": ast.Mod,
+    "**": ast.Pow, "@": ast.MatMult, "<<": ast.LShift, ">>": ast.RShift, "&": ast.BitAnd,
+    "|": ast.BitOr, "^": ast.BitXor,
+}
+_UNARY = {"-": ast.USub, "+": ast.UAdd, "~": ast.Invert, "not ": ast.Not}
+_COMPARE = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE}
+
+# Columns: a statement starts after the 4-space indent. Its end column is not
+# known before unparsing; an end equal to the start makes tracebacks print the
+# line without a misleading caret row.
+_INDENT = 4
+
+
+class _Builder:
+    """Node factories for one statement; every node they make carries its line."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+    def at(self, node: ast.AST) -> ast.AST:
+        node.lineno = node.end_lineno = self.line  # type: ignore[attr-defined]
+        node.col_offset = node.end_col_offset = _INDENT  # type: ignore[attr-defined]
+        return node
+
+    def name(self, identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
+        return self.at(ast.Name(id=identifier, ctx=ctx or ast.Load()))  # type: ignore[return-value]
+
+    def const(self, value: object) -> ast.expr:
+        return self.at(ast.Constant(value=value))  # type: ignore[return-value]
+
+    def negate(self, operand: ast.expr) -> ast.expr:
+        return self.at(ast.UnaryOp(op=ast.USub(), operand=operand))  # type: ignore[return-value]
+
+    def call(self, function: ast.expr, args: list[ast.expr], keywords: list[ast.keyword] | None = None) -> ast.expr:
+        return self.at(ast.Call(func=function, args=args, keywords=keywords or []))  # type: ignore[return-value]
+
+    def assign(self, target: ast.expr, value: ast.expr) -> ast.stmt:
+        return self.at(ast.Assign(targets=[target], value=value))  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ literals
+
+    def literal(self, value: object) -> ast.expr:
+        """The tree `ast.parse` gives for the unparsed literal, evaluating to an identical value."""
+        if isinstance(value, float):
+            return self.real(value)
+        if isinstance(value, complex):
+            return self.complex(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            return self.negate(self.const(-value))
+        return self.const(value)
+
+    def real(self, value: float) -> ast.expr:
+        if math.copysign(1.0, value) < 0:
+            return self.negate(self.const(-value))
+        return self.const(value)
+
+    def complex(self, value: complex) -> ast.expr:
+        # `lower.is_exact_literal` admits only finite parts without a negative zero.
+        imaginary = self.const(complex(0.0, abs(value.imag)))
+        if value.real == 0.0:
+            return imaginary if value.imag >= 0 else self.negate(imaginary)
+        op = ast.Add() if value.imag >= 0 else ast.Sub()
+        return self.at(ast.BinOp(left=self.real(value.real), op=op, right=imaginary))  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ operands
+
+    def operand(self, operand: ir.Operand) -> ast.expr:
+        if isinstance(operand, (ir.Value, ir.Global)):
+            return self.name(operand.name)
+        if isinstance(operand, ir.Const):
+            return self.literal(operand.value)
+        if isinstance(operand, ir.TupleOf):
+            return self.at(ast.Tuple(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))  # type: ignore[return-value]
+        if isinstance(operand, ir.ListOf):
+            return self.at(ast.List(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))  # type: ignore[return-value]
+        if isinstance(operand, ir.NamedTupleOf):
+            return self.call(self.name(operand.cls.name), [self.operand(item) for item in operand.items])
+        if isinstance(operand, ir.DictOf):
+            keys: list[ast.expr | None] = [self.operand(key) for key, _ in operand.items]
+            values = [self.operand(value) for _, value in operand.items]
+            return self.at(ast.Dict(keys=keys, values=values))  # type: ignore[return-value]
+        if isinstance(operand, ir.SliceOf):
+            parts = [self.operand(part) for part in (operand.start, operand.stop, operand.step)]
+            return self.call(self.name("slice"), parts)
+        return self.at(ast.Starred(value=self.name(operand.value.name), ctx=ast.Load()))  # type: ignore[return-value]
+
+    def subscript_key(self, key: ir.Operand) -> ast.expr:
+        """A key as written inside `[]`: slices become `a:b:c`, also inside a tuple key."""
+        if isinstance(key, ir.SliceOf):
+            parts = [None if _is_none(part) else self.operand(part) for part in (key.start, key.stop, key.step)]
+            return self.at(ast.Slice(lower=parts[0], upper=parts[1], step=parts[2]))  # type: ignore[return-value]
+        if isinstance(key, ir.TupleOf) and key.items:
+            return self.at(ast.Tuple(elts=[self.subscript_key(item) for item in key.items], ctx=ast.Load()))  # type: ignore[return-value]
+        return self.operand(key)
+
+    def call_arguments(self, args: tuple[ir.Operand, ...], kwargs: ir.Kwargs) -> tuple[list[ast.expr], list[ast.keyword]]:
+        positional = [self.operand(arg) for arg in args]
+        keywords: list[ast.keyword] = []
+        spread: list[tuple[str, ir.Operand]] = []
+        for key, value in kwargs:
+            if key.isascii() and key.isidentifier() and not keyword.iskeyword(key):
+                keywords.append(self.at(ast.keyword(arg=key, value=self.operand(value))))  # type: ignore[arg-type]
+            else:
+                spread.append((key, value))
+        if spread:
+            # A key that is no identifier can only be passed through `**{...}`.
+            mapping = self.at(ast.Dict(
+                keys=[self.const(key) for key, _ in spread], values=[self.operand(value) for _, value in spread]
+            ))
+            keywords.append(self.at(ast.keyword(arg=None, value=mapping)))  # type: ignore[arg-type]
+        return positional, keywords
+
+    def attribute(self, obj: ast.expr, attribute: str) -> ast.expr:
+        if attribute.isascii() and attribute.isidentifier() and not keyword.iskeyword(attribute):
+            return self.at(ast.Attribute(value=obj, attr=attribute, ctx=ast.Load()))  # type: ignore[return-value]
+        return self.call(self.name("getattr"), [obj, self.const(attribute)])
+
+    # ------------------------------------------------------------ statements
+
+    def statement(self, instruction: ir.Instruction) -> ast.stmt:
+        if isinstance(instruction, ir.Delete):
+            return self.at(ast.Delete(targets=[self.name(v.name, ast.Del()) for v in instruction.values]))  # type: ignore[return-value]
+        if isinstance(instruction, ir.Return):
+            return self.at(ast.Return(value=self.operand(instruction.value)))  # type: ignore[return-value]
+        if isinstance(instruction, ir.Unpack):
+            targets = [self.name(value.name, ast.Store()) for value in instruction.results]
+            target = self.at(ast.Tuple(elts=targets, ctx=ast.Store()))
+            return self.assign(target, self.name(instruction.source.name))  # type: ignore[arg-type]
+        return self.assign(self.name(instruction.result.name, ast.Store()), self.expression(instruction))
+
+    def expression(self, instruction: ir.Instruction) -> ast.expr:
+        if isinstance(instruction, (ir.CallModule, ir.CallFunction)):
+            callee = instruction.module if isinstance(instruction, ir.CallModule) else instruction.function
+            args, keywords = self.call_arguments(instruction.args, instruction.kwargs)
+            return self.call(self.name(callee.name), args, keywords)
+        if isinstance(instruction, ir.CallMethod):
+            args, keywords = self.call_arguments(instruction.args, instruction.kwargs)
+            return self.call(self.attribute(self.operand(instruction.receiver), instruction.method), args, keywords)
+        if isinstance(instruction, ir.GetItem):
+            key = self.subscript_key(instruction.key)
+            return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=ast.Load()))  # type: ignore[return-value]
+        if isinstance(instruction, ir.GetAttr):
+            return self.attribute(self.operand(instruction.obj), instruction.attribute)
+        if isinstance(instruction, ir.Operator):
+            return self.operator(instruction)
+        raise TypeError(f"no expression for {type(instruction).__name__}")
+
+    def operator(self, instruction: ir.Operator) -> ast.expr:
+        symbol = ir.OPERATOR_SYMBOLS[instruction.symbol]
+        operands = [self.operand(operand) for operand in instruction.operands]
+        if symbol in _UNARY and len(operands) == 1:
+            return self.at(ast.UnaryOp(op=_UNARY[symbol](), operand=operands[0]))  # type: ignore[return-value]
+        if symbol in _COMPARE:
+            return self.at(ast.Compare(left=operands[0], ops=[_COMPARE[symbol]()], comparators=[operands[1]]))  # type: ignore[return-value]
+        return self.at(ast.BinOp(left=operands[0], op=_BINARY[symbol](), right=operands[1]))  # type: ignore[return-value]
+
+
+def _is_none(operand: ir.Operand) -> bool:
+    return isinstance(operand, ir.Const) and operand.value is None
+
+
+def _arguments(function: ir.Function, header: _Builder) -> ast.arguments:
+    """Parameters in graph order; those after a starred one are keyword-only, as in Python."""
+    starred = next((i for i, param in enumerate(function.params) if param.variadic), len(function.params))
+    positional = function.params[:starred]
+    keyword_only = function.params[starred + 1 :]
+    vararg = header.at(ast.arg(arg=function.params[starred].value.name)) if starred < len(function.params) else None
+    return ast.arguments(
+        posonlyargs=[],
+        args=[header.at(ast.arg(arg=param.value.name)) for param in positional],
+        vararg=vararg,
+        kwonlyargs=[header.at(ast.arg(arg=param.value.name)) for param in keyword_only],
+        kw_defaults=[None if param.default is None else header.operand(param.default) for param in keyword_only],
+        kwarg=None,
+        defaults=[header.operand(param.default) for param in positional if param.default is not None],
+    )
+
+
+def emit(function: ir.Function) -> ast.Module:
+    """The module `def <name>(params): <body>` for `function`; positions set on every node."""
+    header = _Builder(1)
+    body = [_Builder(index + 2).statement(instruction) for index, instruction in enumerate(function.body)]
+    definition = header.at(
+        ast.FunctionDef(
+            name=function.name, args=_arguments(function, header), body=body, decorator_list=[], returns=None
+        )
+    )
+    definition.end_lineno = len(body) + 1  # type: ignore[attr-defined]
+    return ast.Module(body=[definition], type_ignores=[])

@@ -1,0 +1,500 @@
+"""The typed IR between an FX graph and a Python function.
+
+A `Function` is a straight-line list of instructions over SSA `Value`s. Every
+value has a `Type` taken from FX metadata. Objects the function needs but that
+are not literals (submodules, callables, dtypes, get_attr tensors, ...) are not
+in the IR at all: a `Global` names a slot in the binding table that travels
+beside the IR, so the IR stays hashable and can key the code cache.
+
+Everything here is a small frozen dataclass. `verify` checks the invariants
+every pass must keep; `format_function` prints the IR one instruction a line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Union
+
+from astgen.errors import CodegenError
+
+# ---------------------------------------------------------------- types
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    dtype: str | None = None
+    shape: tuple[int | str, ...] | None = None
+
+    def __str__(self) -> str:
+        dtype = self.dtype or "tensor"
+        if self.shape is None:
+            return dtype
+        return f"{dtype}[{', '.join(str(size) for size in self.shape)}]"
+
+
+@dataclass(frozen=True, slots=True)
+class IntType:
+    symbolic: bool = False
+
+    def __str__(self) -> str:
+        return "SymInt" if self.symbolic else "int"
+
+
+@dataclass(frozen=True, slots=True)
+class TupleType:
+    elements: tuple[Type, ...]
+
+    def __str__(self) -> str:
+        return f"({', '.join(str(element) for element in self.elements)}{',' if len(self.elements) == 1 else ''})"
+
+
+@dataclass(frozen=True, slots=True)
+class ListType:
+    elements: tuple[Type, ...] | None = None
+
+    def __str__(self) -> str:
+        if self.elements is None:
+            return "list"
+        return f"[{', '.join(str(element) for element in self.elements)}]"
+
+
+@dataclass(frozen=True, slots=True)
+class DictType:
+    def __str__(self) -> str:
+        return "dict"
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueType:
+    """A Python object of a known class that is not a tensor, size or container."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownType:
+    def __str__(self) -> str:
+        return "?"
+
+
+Type = Union[TensorType, IntType, TupleType, ListType, DictType, OpaqueType, UnknownType]
+UNKNOWN = UnknownType()
+
+# ---------------------------------------------------------------- operands
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """An SSA value: defined once, by a parameter or an instruction."""
+
+    name: str
+    type: Type = UNKNOWN
+
+
+LITERAL_TYPES = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """A literal the emitter writes into the tree.
+
+    Equality and hash go by (class, repr), not by value: `0.0 == -0.0` and
+    `1 == 1.0 == True`, but code for one must never be reused for another.
+    """
+
+    value: object
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, LITERAL_TYPES):
+            raise TypeError(f"not a literal: {type(self.value).__name__}")
+
+    def _key(self) -> tuple[type, str]:
+        return (type(self.value), repr(self.value))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Const) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+@dataclass(frozen=True, slots=True)
+class Global:
+    """An object bound by reference: slot `slot` of the binding table, read as `name`."""
+
+    name: str
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class TupleOf:
+    items: tuple[Operand, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    items: tuple[Operand, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DictOf:
+    items: tuple[tuple[Operand, Operand], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SliceOf:
+    start: Operand
+    stop: Operand
+    step: Operand
+
+
+@dataclass(frozen=True, slots=True)
+class NamedTupleOf:
+    """A namedtuple rebuilt from its items, as FX's `map_arg` rebuilds it."""
+
+    cls: Global
+    items: tuple[Operand, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Starred:
+    """`*value` in a call's positional arguments."""
+
+    value: Value
+
+
+Operand = Union[Value, Const, Global, TupleOf, ListOf, DictOf, SliceOf, NamedTupleOf, Starred]
+Kwargs = tuple[tuple[str, Operand], ...]
+
+# ---------------------------------------------------------------- instructions
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an instruction came from: the FX node and the user line that made it."""
+
+    node: str
+    text: str
+    source_line: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    value: Value
+    default: Const | Global | None = None
+    variadic: bool = False
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallModule:
+    result: Value
+    module: Global
+    target: str
+    args: tuple[Operand, ...]
+    kwargs: Kwargs
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallFunction:
+    result: Value
+    function: Global
+    args: tuple[Operand, ...]
+    kwargs: Kwargs
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallMethod:
+    result: Value
+    receiver: Operand
+    method: str
+    args: tuple[Operand, ...]
+    kwargs: Kwargs
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A Python operator: `symbol` is a key of `OPERATOR_SYMBOLS` (binary, unary or comparison)."""
+
+    result: Value
+    symbol: str
+    operands: tuple[Operand, ...]
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetAttr:
+    """Attribute fetch `obj.attribute`, e.g. FX's `call_function getattr(x, 'shape')`."""
+
+    result: Value
+    obj: Operand
+    attribute: str
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetItem:
+    result: Value
+    container: Operand
+    key: Operand
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unpack:
+    """`a, b, c = source`: every position gets a value, read or not."""
+
+    results: tuple[Value, ...]
+    source: Value
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    value: Operand
+    origin: Origin | None = None
+
+
+Instruction = Union[CallModule, CallFunction, CallMethod, Operator, GetAttr, GetItem, Unpack, Delete, Return]
+
+# The operators `lower` turns into Python syntax, by the `operator` function's name.
+BINARY_SYMBOLS = {
+    "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%",
+    "pow": "**", "matmul": "@", "lshift": "<<", "rshift": ">>", "and_": "&", "or_": "|", "xor": "^",
+}
+UNARY_SYMBOLS = {"neg": "-", "pos": "+", "invert": "~", "not_": "not "}
+COMPARE_SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+OPERATOR_SYMBOLS = {**BINARY_SYMBOLS, **UNARY_SYMBOLS, **COMPARE_SYMBOLS}
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """One generated function: parameters, then a body that ends in its one `Return`."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Instruction, ...]
+    globals: tuple[Global, ...] = field(default=())
+
+
+# ---------------------------------------------------------------- queries
+
+
+def operand_values(operand: Operand) -> Iterator[Value]:
+    """The SSA values an operand reads, in order."""
+    if isinstance(operand, Value):
+        yield operand
+    elif isinstance(operand, (TupleOf, ListOf, NamedTupleOf)):
+        for item in operand.items:
+            yield from operand_values(item)
+    elif isinstance(operand, DictOf):
+        for key, item in operand.items:
+            yield from operand_values(key)
+            yield from operand_values(item)
+    elif isinstance(operand, SliceOf):
+        yield from operand_values(operand.start)
+        yield from operand_values(operand.stop)
+        yield from operand_values(operand.step)
+    elif isinstance(operand, Starred):
+        yield operand.value
+
+
+def operand_globals(operand: Operand) -> Iterator[Global]:
+    if isinstance(operand, Global):
+        yield operand
+    elif isinstance(operand, (TupleOf, ListOf)):
+        for item in operand.items:
+            yield from operand_globals(item)
+    elif isinstance(operand, NamedTupleOf):
+        yield operand.cls
+        for item in operand.items:
+            yield from operand_globals(item)
+    elif isinstance(operand, DictOf):
+        for key, item in operand.items:
+            yield from operand_globals(key)
+            yield from operand_globals(item)
+    elif isinstance(operand, SliceOf):
+        yield from operand_globals(operand.start)
+        yield from operand_globals(operand.stop)
+        yield from operand_globals(operand.step)
+
+
+def instruction_operands(instruction: Instruction) -> tuple[Operand, ...]:
+    """Every operand an instruction reads, the callee included."""
+    if isinstance(instruction, CallModule):
+        return (instruction.module, *instruction.args, *(value for _, value in instruction.kwargs))
+    if isinstance(instruction, CallFunction):
+        return (instruction.function, *instruction.args, *(value for _, value in instruction.kwargs))
+    if isinstance(instruction, CallMethod):
+        return (instruction.receiver, *instruction.args, *(value for _, value in instruction.kwargs))
+    if isinstance(instruction, Operator):
+        return instruction.operands
+    if isinstance(instruction, GetAttr):
+        return (instruction.obj,)
+    if isinstance(instruction, GetItem):
+        return (instruction.container, instruction.key)
+    if isinstance(instruction, Unpack):
+        return (instruction.source,)
+    if isinstance(instruction, Return):
+        return (instruction.value,)
+    return ()
+
+
+def uses(instruction: Instruction) -> list[Value]:
+    """The SSA values an instruction reads (a `Delete` reads none)."""
+    found: list[Value] = []
+    for operand in instruction_operands(instruction):
+        found.extend(operand_values(operand))
+    return found
+
+
+def defines(instruction: Instruction) -> tuple[Value, ...]:
+    if isinstance(instruction, Unpack):
+        return instruction.results
+    result = getattr(instruction, "result", None)
+    return (result,) if result is not None else ()
+
+
+# ---------------------------------------------------------------- verifier
+
+
+def verify(function: Function) -> Function:
+    """Check the invariants every stage keeps; return `function` unchanged.
+
+    Names are unique across parameters, values and globals; every use comes
+    after its definition and before any `Delete` of it; the body ends in its
+    only `Return`. A failure is a bug in astgen, reported as `CodegenError`.
+    """
+    live: set[str] = set()
+    seen: set[str] = set()
+    global_names = {g.name: g.slot for g in function.globals}
+    if len(global_names) != len(function.globals):
+        raise CodegenError("IR verifier: two globals share a name")
+
+    def define(value: Value, where: object) -> None:
+        if value.name in seen or value.name in global_names:
+            raise CodegenError(f"IR verifier: {value.name!r} is defined twice (at {where})")
+        seen.add(value.name)
+        live.add(value.name)
+
+    for param in function.params:
+        define(param.value, "parameters")
+    for index, instruction in enumerate(function.body):
+        for operand in instruction_operands(instruction):
+            for g in operand_globals(operand):
+                if global_names.get(g.name) != g.slot:
+                    raise CodegenError(f"IR verifier: global {g.name!r} is not bound (instruction {index})")
+        for value in uses(instruction):
+            if value.name not in live:
+                state = "after it was deleted" if value.name in seen else "before it is defined"
+                raise CodegenError(f"IR verifier: {value.name!r} is used {state} (instruction {index})")
+        if isinstance(instruction, Delete):
+            for value in instruction.values:
+                if value.name not in live:
+                    raise CodegenError(f"IR verifier: {value.name!r} is deleted while not live")
+                live.discard(value.name)
+        for value in defines(instruction):
+            define(value, f"instruction {index}")
+        if isinstance(instruction, Return) and index != len(function.body) - 1:
+            raise CodegenError("IR verifier: a Return is not the last instruction")
+    if not function.body or not isinstance(function.body[-1], Return):
+        raise CodegenError("IR verifier: the function does not end in a Return")
+    return function
+
+
+# ---------------------------------------------------------------- printer
+
+
+def format_operand(operand: Operand) -> str:
+    if isinstance(operand, Value):
+        return f"%{operand.name}"
+    if isinstance(operand, Const):
+        value = operand.value
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"float('{value}')"
+        return repr(value)
+    if isinstance(operand, Global):
+        return f"@{operand.name}"
+    if isinstance(operand, TupleOf):
+        items = ", ".join(format_operand(item) for item in operand.items)
+        return f"({items},)" if len(operand.items) == 1 else f"({items})"
+    if isinstance(operand, ListOf):
+        return f"[{', '.join(format_operand(item) for item in operand.items)}]"
+    if isinstance(operand, NamedTupleOf):
+        return f"@{operand.cls.name}({', '.join(format_operand(item) for item in operand.items)})"
+    if isinstance(operand, DictOf):
+        items = ", ".join(f"{format_operand(k)}: {format_operand(v)}" for k, v in operand.items)
+        return f"{{{items}}}"
+    if isinstance(operand, SliceOf):
+        parts = [operand.start, operand.stop, operand.step]
+        return "slice(" + ", ".join(format_operand(part) for part in parts) + ")"
+    return f"*%{operand.value.name}"
+
+
+def _format_call(args: tuple[Operand, ...], kwargs: Kwargs) -> str:
+    parts = [format_operand(arg) for arg in args]
+    parts += [f"{key}={format_operand(value)}" for key, value in kwargs]
+    return ", ".join(parts)
+
+
+def _typed(value: Value) -> str:
+    return f"%{value.name}: {value.type}"
+
+
+def format_instruction(instruction: Instruction) -> str:
+    if isinstance(instruction, CallModule):
+        call = f"call_module {instruction.target} @{instruction.module.name}({_format_call(instruction.args, instruction.kwargs)})"
+        return f"{_typed(instruction.result)} = {call}"
+    if isinstance(instruction, CallFunction):
+        call = f"call @{instruction.function.name}({_format_call(instruction.args, instruction.kwargs)})"
+        return f"{_typed(instruction.result)} = {call}"
+    if isinstance(instruction, CallMethod):
+        receiver = format_operand(instruction.receiver)
+        call = f"{receiver}.{instruction.method}({_format_call(instruction.args, instruction.kwargs)})"
+        return f"{_typed(instruction.result)} = call_method {call}"
+    if isinstance(instruction, Operator):
+        symbol = OPERATOR_SYMBOLS[instruction.symbol].strip()
+        operands = f" {symbol} ".join(format_operand(operand) for operand in instruction.operands)
+        if len(instruction.operands) == 1:
+            operands = f"{symbol} {operands}"
+        return f"{_typed(instruction.result)} = {operands}"
+    if isinstance(instruction, GetAttr):
+        return f"{_typed(instruction.result)} = getattr {format_operand(instruction.obj)}.{instruction.attribute}"
+    if isinstance(instruction, GetItem):
+        item = f"{format_operand(instruction.container)}[{format_operand(instruction.key)}]"
+        return f"{_typed(instruction.result)} = getitem {item}"
+    if isinstance(instruction, Unpack):
+        targets = ", ".join(_typed(value) for value in instruction.results)
+        return f"{targets} = unpack %{instruction.source.name}"
+    if isinstance(instruction, Delete):
+        return "del " + ", ".join(f"%{value.name}" for value in instruction.values)
+    return f"return {format_operand(instruction.value)}"
+
+
+def format_function(function: Function) -> str:
+    """The IR as text: a signature line, then one instruction a line."""
+    params = []
+    for param in function.params:
+        text = ("*" if param.variadic else "") + _typed(param.value)
+        if param.default is not None:
+            text += f" = {format_operand(param.default)}"
+        params.append(text)
+    lines = [f"func {function.name}({', '.join(params)}) {{"]
+    lines += [f"  {format_instruction(instruction)}" for instruction in function.body]
+    lines.append("}")
+    if function.globals:
+        lines.append("bound: " + ", ".join(f"@{g.name}" for g in function.globals))
+    return "\n".join(lines)

@@ -1,0 +1,449 @@
+"""Stage 1: an FX `GraphModule` becomes an IR `Function` plus its binding table.
+
+Lowering mirrors `torch.fx.Interpreter.run_node`: one method per opcode,
+`lower_<op>`, so the place for a new opcode is obvious. Node arguments become
+operands the way `torch.fx.node.map_arg` rebuilds them at run time: lists,
+tuples, namedtuples, dicts and slices are rebuilt around their nodes; literals
+the emitter can write exactly become `Const`; every other object is bound by
+reference as a `Global`, so no constant can fail to render or inject code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx
+
+from astgen import ir
+from astgen.errors import CodegenError, user_source_line
+
+# The largest int written as a literal: `ast.unparse` refuses longer ones
+# (sys.int_max_str_digits), so bigger ones are bound by reference.
+_MAX_LITERAL_INT = 10**1000
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A lowered graph: the IR, and the objects its `Global`s name, by slot."""
+
+    function: ir.Function
+    bindings: tuple[object, ...]
+
+
+def is_exact_literal(value: object) -> bool:
+    """Whether the emitter writes `value` as a literal that evaluates back to an identical object.
+
+    NaN (whose sign bit no expression keeps), complex numbers with non-finite
+    or negative-zero parts, and huge ints are bound by reference instead.
+    """
+    if isinstance(value, bool) or value is None or value is Ellipsis or isinstance(value, (str, bytes)):
+        return type(value) in (bool, str, bytes, type(None), type(Ellipsis))
+    if type(value) is int:
+        return abs(value) < _MAX_LITERAL_INT
+    if type(value) is float:
+        return not math.isnan(value)
+    if type(value) is complex:
+        parts = (value.real, value.imag)
+        return all(math.isfinite(part) and not (part == 0 and math.copysign(1, part) < 0) for part in parts)
+    return False
+
+
+def value_type(meta_value: object) -> ir.Type:
+    """The IR type of an FX example value (`node.meta['val']` or `['example_value']`)."""
+    if isinstance(meta_value, torch.Tensor):
+        dtype = str(meta_value.dtype).removeprefix("torch.")
+        shape = tuple(size if isinstance(size, int) else str(size) for size in meta_value.shape)
+        return ir.TensorType(dtype, shape)
+    if isinstance(meta_value, torch.SymInt):
+        return ir.IntType(symbolic=True)
+    if isinstance(meta_value, bool):
+        return ir.OpaqueType("bool")
+    if isinstance(meta_value, int):
+        return ir.IntType()
+    if type(meta_value) is tuple:
+        return ir.TupleType(tuple(value_type(item) for item in meta_value))
+    if isinstance(meta_value, list):
+        return ir.ListType(tuple(value_type(item) for item in meta_value))
+    if isinstance(meta_value, dict):
+        return ir.DictType()
+    if meta_value is None:
+        return ir.UNKNOWN
+    return ir.OpaqueType(type(meta_value).__name__)
+
+
+def _output_type(module: object) -> ir.Type:
+    """A GraphModule's result type, read off its output node."""
+    if not isinstance(module, torch.fx.GraphModule):
+        return ir.UNKNOWN
+    for node in reversed(module.graph.nodes):
+        if node.op == "output":
+            if not node.args:
+                return ir.UNKNOWN
+            return _argument_type(node.args[0])
+    return ir.UNKNOWN
+
+
+def _argument_type(argument: object) -> ir.Type:
+    if isinstance(argument, torch.fx.Node):
+        return node_type(argument)
+    if type(argument) is tuple:
+        return ir.TupleType(tuple(_argument_type(item) for item in argument))
+    if isinstance(argument, list):
+        return ir.ListType(tuple(_argument_type(item) for item in argument))
+    if isinstance(argument, dict):
+        return ir.DictType()
+    return ir.UNKNOWN
+
+
+def node_type(node: torch.fx.Node) -> ir.Type:
+    for key in ("val", "example_value"):
+        if key in node.meta:
+            return value_type(node.meta[key])
+    tensor_meta = node.meta.get("tensor_meta")
+    if tensor_meta is not None and hasattr(tensor_meta, "dtype") and hasattr(tensor_meta, "shape"):
+        dtype = str(tensor_meta.dtype).removeprefix("torch.")
+        return ir.TensorType(dtype, tuple(int(size) if isinstance(size, int) else str(size) for size in tensor_meta.shape))
+    return ir.UNKNOWN
+
+
+def _hint(obj: object) -> str:
+    """A readable name for a bound object; the hygiene pass makes it a valid identifier."""
+    if isinstance(obj, torch._ops.OpOverload):
+        return f"{obj.namespace}_{obj._opname}_{obj._overloadname}"
+    if isinstance(obj, torch._ops.OpOverloadPacket):
+        return f"{obj._qualified_op_name.replace('::', '_')}"
+    if isinstance(obj, torch.dtype):
+        return str(obj).removeprefix("torch.")
+    if isinstance(obj, torch.device):
+        return f"device_{obj.type}" + (f"_{obj.index}" if obj.index is not None else "")
+    name = getattr(obj, "__name__", None)
+    if isinstance(name, str) and callable(obj):
+        # Qualified by the module's last part (`torch_clamp`), as the call's
+        # result usually has the bare name already.
+        module = getattr(obj, "__module__", None)
+        return f"{module.rpartition('.')[2]}_{name}" if isinstance(module, str) else name
+    if isinstance(obj, float) and math.isnan(obj):
+        return "nan"
+    return type(obj).__name__.lower()
+
+
+class _Lowering:
+    def __init__(self, gm: torch.fx.GraphModule, submodules: Mapping[str, Callable[..., Any]]) -> None:
+        self.gm = gm
+        self.submodules = submodules
+        self.env: dict[torch.fx.Node, ir.Operand] = {}
+        self.params: list[ir.Param] = []
+        self.body: list[ir.Instruction] = []
+        self.bindings: list[object] = []
+        self.globals: list[ir.Global] = []
+        self.global_by_id: dict[int, ir.Global] = {}
+        self.taken = {node.name for node in gm.graph.nodes}
+        self.node: torch.fx.Node | None = None
+        self.returned = False
+
+    # ------------------------------------------------------------ helpers
+
+    def error(self, message: str) -> CodegenError:
+        if self.node is None:
+            return CodegenError(message)
+        return CodegenError.at(self.node, message)
+
+    def origin(self, node: torch.fx.Node) -> ir.Origin:
+        return ir.Origin(node.name, node.format_node() or node.name, user_source_line(node.stack_trace))
+
+    def bind(self, obj: object, hint: str | None = None) -> ir.Global:
+        """The `Global` for `obj`; the same object is bound once."""
+        found = self.global_by_id.get(id(obj))
+        if found is not None:
+            return found
+        base = hint if hint is not None else _hint(obj)
+        name, suffix = base, 1
+        while name in self.taken:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        self.taken.add(name)
+        bound = ir.Global(name, len(self.bindings))
+        self.bindings.append(obj)
+        self.globals.append(bound)
+        self.global_by_id[id(obj)] = bound
+        return bound
+
+    def operand(self, argument: object) -> ir.Operand:
+        """An FX argument as an operand, rebuilt the way `map_arg` rebuilds it."""
+        if isinstance(argument, torch.fx.Node):
+            if argument not in self.env:
+                where = "is not in this graph" if argument.graph is not self.gm.graph else "is used before it is defined"
+                raise self.error(f"argument {argument.name!r} {where}")
+            return self.env[argument]
+        if is_exact_literal(argument):
+            return ir.Const(argument)
+        if isinstance(argument, tuple):
+            items = tuple(self.operand(item) for item in argument)
+            if hasattr(argument, "_fields"):
+                return ir.NamedTupleOf(self.bind(type(argument)), items)
+            return ir.TupleOf(items)
+        if isinstance(argument, list):
+            return ir.ListOf(tuple(self.operand(item) for item in argument))
+        if isinstance(argument, dict):
+            return ir.DictOf(tuple((self.operand(key), self.operand(value)) for key, value in argument.items()))
+        if isinstance(argument, slice):
+            return ir.SliceOf(self.operand(argument.start), self.operand(argument.stop), self.operand(argument.step))
+        return self.bind(argument)
+
+    def arguments(self, node: torch.fx.Node) -> tuple[tuple[ir.Operand, ...], ir.Kwargs]:
+        args = tuple(self.operand(arg) for arg in node.args)
+        kwargs = tuple((key, self.operand(value)) for key, value in node.kwargs.items())
+        for key, _ in kwargs:
+            if not isinstance(key, str):
+                raise self.error(f"keyword argument name {key!r} is not a string")
+        return args, kwargs
+
+    def result(self, node: torch.fx.Node, type_: ir.Type | None = None) -> ir.Value:
+        value = ir.Value(node.name, node_type(node) if type_ is None else type_)
+        self.env[node] = value
+        return value
+
+    def fetch(self, target: str) -> object:
+        """`Interpreter.fetch_attr`: walk a dotted path from the root module."""
+        obj: object = self.gm
+        walked = []
+        for part in target.split("."):
+            walked.append(part)
+            if not hasattr(obj, part):
+                raise self.error(f"{type(self.gm).__name__} has no attribute {'.'.join(walked)!r}")
+            obj = getattr(obj, part)
+        return obj
+
+    # ------------------------------------------------------------ opcodes
+
+    def lower_placeholder(self, node: torch.fx.Node) -> None:
+        target = node.target
+        if not isinstance(target, str):
+            raise self.error("placeholder target is not a string")
+        value = self.result(node)
+        if target.startswith("**"):
+            raise self.error("a `**kwargs` placeholder cannot be called positionally")
+        if target.startswith("*"):
+            if any(param.variadic for param in self.params):
+                raise self.error("a graph can have only one starred placeholder")
+            # The interpreter hands a starred placeholder a list, not a tuple.
+            packed = ir.Value(self.fresh(f"{node.name}_packed"), ir.OpaqueType("tuple"))
+            self.params.append(ir.Param(packed, variadic=True, origin=self.origin(node)))
+            self.body.append(
+                ir.CallFunction(value, self.bind(builtins.list, "list"), (packed,), (), self.origin(node))
+            )
+            return
+        default: ir.Const | ir.Global | None = None
+        if node.args:
+            default_value = node.args[0]
+            default = ir.Const(default_value) if is_exact_literal(default_value) else self.bind(default_value)
+        self.params.append(ir.Param(value, default, origin=self.origin(node)))
+
+    def lower_get_attr(self, node: torch.fx.Node) -> None:
+        if not isinstance(node.target, str):
+            raise self.error("get_attr target is not a string")
+        # The node stands for the object itself, so the global takes the node's name.
+        self.taken.discard(node.name)
+        # Bound once, at compile time, like a CUDA graph binds its buffers:
+        # in-place updates are seen, reassigning the attribute is not.
+        self.env[node] = self.bind(self.fetch(node.target), node.name)
+
+    def lower_call_module(self, node: torch.fx.Node) -> None:
+        target = node.target
+        if not isinstance(target, str):
+            raise self.error("call_module target is not a string")
+        module = self.submodules[target] if target in self.submodules else self.fetch(target)
+        if not callable(module):
+            raise self.error(f"submodule {target!r} is not callable")
+        result_type = node_type(node)
+        if isinstance(result_type, ir.UnknownType) and target not in self.submodules:
+            result_type = _output_type(module)
+        args, kwargs = self.arguments(node)
+        # The call's result is named after the target, so the callee takes a name of its own.
+        bound = self.bind(fast_callable(module), f"{target}_fn")
+        self.body.append(ir.CallModule(self.result(node, result_type), bound, target, args, kwargs, self.origin(node)))
+
+    def lower_call_function(self, node: torch.fx.Node) -> None:
+        function = node.target
+        if not callable(function):
+            raise self.error(f"call_function target {function!r} is not callable")
+        args, kwargs = self.arguments(node)
+        origin = self.origin(node)
+        name = getattr(function, "__name__", None)
+        if function is operator.getitem and len(args) == 2 and not kwargs:
+            result_type = node_type(node)
+            if isinstance(result_type, ir.UnknownType):
+                result_type = _element_type(args[0], args[1])
+            self.body.append(ir.GetItem(self.result(node, result_type), args[0], args[1], origin))
+        elif function is builtins.getattr and len(args) == 2 and not kwargs and _is_str_const(args[1]):
+            attribute = args[1].value  # type: ignore[union-attr]
+            self.body.append(ir.GetAttr(self.result(node), args[0], str(attribute), origin))
+        elif _is_operator(function, name, len(args)) and not kwargs and not _has_starred(args):
+            self.body.append(ir.Operator(self.result(node), str(name), args, origin))
+        else:
+            self.body.append(ir.CallFunction(self.result(node), self.bind(function), args, kwargs, origin))
+
+    def lower_call_method(self, node: torch.fx.Node) -> None:
+        if not isinstance(node.target, str):
+            raise self.error("call_method target is not a string")
+        if not node.args:
+            raise self.error("call_method has no receiver (its first argument)")
+        args, kwargs = self.arguments(node)
+        self.body.append(
+            ir.CallMethod(self.result(node), args[0], node.target, args[1:], kwargs, self.origin(node))
+        )
+
+    def lower_output(self, node: torch.fx.Node) -> None:
+        if self.returned:
+            raise self.error("the graph has more than one output node")
+        if len(node.args) != 1 or node.kwargs:
+            raise self.error("an output node takes exactly one argument")
+        self.body.append(ir.Return(self.operand(node.args[0]), self.origin(node)))
+        self.returned = True
+
+    # ------------------------------------------------------------ driver
+
+    def fresh(self, base: str) -> str:
+        name, suffix = base, 1
+        while name in self.taken:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        self.taken.add(name)
+        return name
+
+    def run(self, name: str) -> Lowered:
+        for node in self.gm.graph.nodes:
+            self.node = node
+            if self.returned:
+                raise self.error("node after the output node")
+            method = getattr(self, f"lower_{node.op}", None)
+            if method is None:
+                raise self.error(f"unknown opcode {node.op!r}")
+            method(node)
+        self.node = None
+        if not self.returned:
+            raise CodegenError("the graph has no output node")
+        self._check_defaults()
+        if type(self.gm.graph._codegen) is not torch.fx.graph.CodeGen:
+            self._process_io()
+        function = ir.Function(name, tuple(self.params), tuple(self.body), tuple(self.globals))
+        return Lowered(function, tuple(self.bindings))
+
+    def _process_io(self) -> None:
+        """Wrap the body in the graph's own input/output processing, as `Interpreter.run` does.
+
+        A graph with a pytree codegen (torch.export's `.module()`) takes the
+        user's nested arguments and flattens them into its placeholders.
+        """
+        graph = self.gm.graph
+        if any(param.variadic or param.default is not None for param in self.params):
+            raise CodegenError("a graph with custom input processing cannot have defaults or a starred placeholder")
+        packed = ir.Value(self.fresh("args"), ir.OpaqueType("tuple"))
+        flat = ir.Value(self.fresh("flat_args"), ir.ListType())
+        prologue: list[ir.Instruction] = [
+            ir.CallFunction(flat, self.bind(graph.process_inputs, "process_inputs"), (ir.Starred(packed),), ()),
+            ir.Unpack(tuple(param.value for param in self.params), flat),
+        ]
+        returned = self.body.pop()
+        if not isinstance(returned, ir.Return):
+            raise CodegenError("IR: the body does not end in its Return")
+        result = ir.Value(self.fresh("result"))
+        epilogue = [
+            ir.CallFunction(
+                result, self.bind(graph.process_outputs, "process_outputs"), (returned.value,), (), returned.origin
+            ),
+            ir.Return(result, returned.origin),
+        ]
+        self.params = [ir.Param(packed, variadic=True)]
+        self.body = prologue + self.body + epilogue
+
+    def _check_defaults(self) -> None:
+        # The interpreter reads placeholders in order, so a default before a
+        # parameter without one can never be used: Python would reject it.
+        starred = next((i for i, param in enumerate(self.params) if param.variadic), len(self.params))
+        last_required = max(
+            (index for index, param in enumerate(self.params[:starred]) if param.default is None),
+            default=-1,
+        )
+        for index in range(last_required):
+            param = self.params[index]
+            if param.default is not None:
+                self.params[index] = ir.Param(param.value, None, param.variadic, param.origin)
+
+
+def _element_type(container: ir.Operand, key: ir.Operand) -> ir.Type:
+    """The type of `container[key]` where the container's element types are known."""
+    if not isinstance(container, ir.Value) or not isinstance(key, ir.Const) or type(key.value) is not int:
+        return ir.UNKNOWN
+    elements = getattr(container.type, "elements", None)
+    if not isinstance(container.type, (ir.TupleType, ir.ListType)) or elements is None:
+        return ir.UNKNOWN
+    index = key.value
+    return elements[index] if -len(elements) <= index < len(elements) else ir.UNKNOWN
+
+
+def _is_str_const(operand: ir.Operand) -> bool:
+    return isinstance(operand, ir.Const) and type(operand.value) is str
+
+
+def _has_starred(args: tuple[ir.Operand, ...]) -> bool:
+    return any(isinstance(arg, ir.Starred) for arg in args)
+
+
+def _is_operator(function: object, name: str | None, arity: int) -> bool:
+    if name is None or getattr(operator, name, None) is not function:
+        return False
+    if name in ir.UNARY_SYMBOLS:
+        return arity == 1
+    return arity == 2 and (name in ir.BINARY_SYMBOLS or name in ir.COMPARE_SYMBOLS)
+
+
+def fast_callable(module: Any) -> Any:
+    """What the generated code calls for a submodule.
+
+    A GraphModule with no hooks and no `torch.compile`d call is called through
+    `.forward`: `nn.Module.__call__` would only check for hooks and forward.
+    Anything else is called as it is, exactly as the interpreter calls it.
+    """
+    if not isinstance(module, torch.fx.GraphModule):
+        return module
+    hooks = (
+        module._forward_hooks,
+        module._forward_pre_hooks,
+        module._backward_hooks,
+        module._backward_pre_hooks,
+        torch.nn.modules.module._global_forward_hooks,
+        torch.nn.modules.module._global_forward_pre_hooks,
+        torch.nn.modules.module._global_backward_hooks,
+        torch.nn.modules.module._global_backward_pre_hooks,
+    )
+    if any(hooks) or getattr(module, "_compiled_call_impl", None) is not None:
+        return module
+    return module.forward
+
+
+def lower(
+    gm: torch.fx.GraphModule,
+    submodules: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    name: str = "forward",
+) -> Lowered:
+    """Lower `gm` to IR. `submodules` replaces `call_module` targets by name.
+
+    Raises `CodegenError` naming the node for anything that cannot be lowered.
+    """
+    if not isinstance(gm, torch.fx.GraphModule):
+        raise TypeError(f"expected a torch.fx.GraphModule, got {type(gm).__name__}")
+    if not (name.isascii() and name.isidentifier() and not keyword.iskeyword(name)):
+        raise ValueError(f"function name {name!r} is not a Python identifier")
+    submodules = dict(submodules or {})
+    targets = {node.target for node in gm.graph.nodes if node.op == "call_module"}
+    unknown = sorted(set(submodules) - targets)
+    if unknown:
+        raise ValueError(f"submodules names targets that the graph never calls: {', '.join(map(repr, unknown))}")
+    return _Lowering(gm, submodules).run(name)

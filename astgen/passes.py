@@ -1,0 +1,249 @@
+"""Stage 2: passes from IR to IR.
+
+Each pass is a function `Function -> Function` that keeps the invariants
+`ir.verify` checks. `run_passes` applies them in their one valid order:
+
+1. `unpack_tuples`: three `t[0]`, `t[1]`, `t[2]` reads of a tuple of known
+   arity become one `a, b, c = t`.
+2. `insert_deletes`: each value is deleted right after its last use, and a
+   value nobody reads right after it is made, so memory is freed as early as
+   the interpreter would free it, or earlier.
+3. `assign_names`: every name becomes a valid ASCII identifier that is no
+   keyword, builtin or dunder, unique across parameters, values and globals.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import keyword
+import re
+from collections.abc import Callable, Iterable
+
+from astgen import ir
+
+# ---------------------------------------------------------------- unpacking
+
+
+def unpack_tuples(function: ir.Function) -> ir.Function:
+    """Replace constant-index reads of a known-arity tuple by one unpacking assignment.
+
+    Only tuples qualify: they cannot change between the reads, so moving the
+    later reads up to the first one is exact. The unpacking sits where the
+    first read was; positions nobody reads get a value of their own, which
+    `insert_deletes` releases at once.
+    """
+    reads: dict[str, list[int]] = {}
+    for index, instruction in enumerate(function.body):
+        if isinstance(instruction, ir.GetItem) and isinstance(instruction.container, ir.Value):
+            reads.setdefault(instruction.container.name, []).append(index)
+
+    names = _Names(_all_names(function))
+    unpack_at: dict[int, ir.Unpack] = {}
+    dropped: set[int] = set()
+    for indices in reads.values():
+        first = function.body[indices[0]]
+        assert isinstance(first, ir.GetItem) and isinstance(first.container, ir.Value)
+        source = first.container
+        if not isinstance(source.type, ir.TupleType) or len(indices) < 2:
+            continue
+        arity = len(source.type.elements)
+        by_position: dict[int, ir.Value] = {}
+        for index in indices:
+            read = function.body[index]
+            assert isinstance(read, ir.GetItem)
+            position = _constant_index(read.key, arity)
+            if position is None or position in by_position:
+                break
+            by_position[position] = read.result
+        else:
+            results = tuple(
+                by_position.get(position)
+                or ir.Value(names.fresh(f"{source.name}_{position}"), source.type.elements[position])
+                for position in range(arity)
+            )
+            unpack_at[indices[0]] = ir.Unpack(results, source, first.origin)
+            dropped.update(indices[1:])
+    if not unpack_at:
+        return function
+    body = []
+    for index, instruction in enumerate(function.body):
+        if index in unpack_at:
+            body.append(unpack_at[index])
+        elif index not in dropped:
+            body.append(instruction)
+    return dataclasses.replace(function, body=tuple(body))
+
+
+def _constant_index(key: ir.Operand, arity: int) -> int | None:
+    if not isinstance(key, ir.Const) or type(key.value) is not int:
+        return None
+    position = key.value
+    if position < 0:
+        position += arity
+    return position if 0 <= position < arity else None
+
+
+# ---------------------------------------------------------------- liveness
+
+
+def insert_deletes(function: ir.Function) -> ir.Function:
+    """Delete each value right after the instruction that reads it last.
+
+    A value read by the `Return` is left to the return; one never read is
+    deleted right after it is defined (unused parameters before the first
+    instruction). Deletes list names in definition order, so the output is
+    deterministic.
+    """
+    order: dict[str, int] = {}
+    defined_at: dict[str, int] = {}
+    for param in function.params:
+        order[param.value.name] = len(order)
+        defined_at[param.value.name] = -1
+    last_use: dict[str, int] = {}
+    returned: set[str] = set()
+    for index, instruction in enumerate(function.body):
+        if isinstance(instruction, ir.Delete):
+            raise ValueError("insert_deletes runs once, on a body without deletes")
+        for value in ir.defines(instruction):
+            order[value.name] = len(order)
+            defined_at[value.name] = index
+        for value in ir.uses(instruction):
+            if isinstance(instruction, ir.Return):
+                returned.add(value.name)
+            else:
+                last_use[value.name] = index
+
+    values = {param.value.name: param.value for param in function.params}
+    for instruction in function.body:
+        for value in ir.defines(instruction):
+            values[value.name] = value
+    dies_after: dict[int, list[str]] = {}
+    for name in order:
+        if name in returned:
+            continue
+        dies_after.setdefault(last_use.get(name, defined_at[name]), []).append(name)
+
+    body: list[ir.Instruction] = []
+    if -1 in dies_after:
+        body.append(ir.Delete(tuple(values[name] for name in dies_after[-1])))
+    for index, instruction in enumerate(function.body):
+        body.append(instruction)
+        if index in dies_after:
+            body.append(ir.Delete(tuple(values[name] for name in dies_after[index])))
+    return dataclasses.replace(function, body=tuple(body))
+
+
+# ---------------------------------------------------------------- names
+
+_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+_INVALID = re.compile(r"[^A-Za-z0-9_]")
+
+
+def is_clean_name(name: str) -> bool:
+    """A name that survives `unparse` -> `parse` as itself and shadows nothing.
+
+    ASCII only: Python folds Unicode identifiers by NFKC when parsing, so two
+    distinct names could become one.
+    """
+    return (
+        name.isascii()
+        and name.isidentifier()
+        and name not in _RESERVED
+        and not (name.startswith("__") and name.endswith("__"))
+    )
+
+
+def clean_name(name: str) -> str:
+    """The readable identifier closest to `name` that `is_clean_name` accepts."""
+    cleaned = _INVALID.sub("_", name)
+    if not cleaned or cleaned[0].isdigit():
+        cleaned = "_" + cleaned
+    if cleaned.startswith("__") and cleaned.endswith("__"):
+        cleaned = cleaned.strip("_") or "v"
+    if cleaned in _RESERVED:
+        cleaned += "_"
+    return cleaned
+
+
+class _Names:
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self.taken = set(taken)
+
+    def fresh(self, base: str) -> str:
+        base = clean_name(base)
+        name, suffix = base, 1
+        while name in self.taken:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        self.taken.add(name)
+        return name
+
+
+def _all_names(function: ir.Function) -> list[str]:
+    """Every name in definition order: parameters, values, then globals."""
+    names = [param.value.name for param in function.params]
+    for instruction in function.body:
+        names.extend(value.name for value in ir.defines(instruction))
+    names.extend(g.name for g in function.globals)
+    return names
+
+
+def assign_names(function: ir.Function) -> ir.Function:
+    """Rename whatever `is_clean_name` rejects or another name already took.
+
+    Names that are clean keep their spelling; the rest get the closest clean
+    spelling with a numeric suffix where needed. When nothing needs renaming
+    the function comes back as it is.
+    """
+    names = _all_names(function)
+    if len(set(names)) == len(names) and all(map(is_clean_name, names)):
+        return function
+    namer = _Names(name for name in names if is_clean_name(name))
+    renamed: dict[str, str] = {}
+    seen: set[str] = set()
+    for name in names:
+        if is_clean_name(name) and name not in seen:
+            seen.add(name)
+            continue
+        renamed[name] = namer.fresh(name)
+
+    def rename(value: ir.Value | ir.Global) -> ir.Value | ir.Global:
+        new = renamed.get(value.name)
+        return value if new is None else dataclasses.replace(value, name=new)
+
+    return _map_names(function, rename)
+
+
+def _map_names(function: ir.Function, rename: Callable[[ir.Value | ir.Global], ir.Value | ir.Global]) -> ir.Function:
+    leaves = (ir.Const, ir.Origin, str, int, float, type(None))
+
+    def walk(obj: object) -> object:
+        if isinstance(obj, (ir.Value, ir.Global)):
+            return rename(obj)
+        if isinstance(obj, tuple):
+            return tuple(walk(item) for item in obj)
+        if isinstance(obj, leaves) or not dataclasses.is_dataclass(obj):
+            return obj
+        changes = {f.name: walk(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+
+    params = tuple(walk(param) for param in function.params)
+    body = tuple(walk(instruction) for instruction in function.body)
+    globals_ = tuple(walk(g) for g in function.globals)
+    return dataclasses.replace(function, params=params, body=body, globals=globals_)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- pipeline
+
+PASSES: tuple[Callable[[ir.Function], ir.Function], ...] = (unpack_tuples, insert_deletes, assign_names)
+
+
+def run_passes(function: ir.Function, *, check: bool = False) -> ir.Function:
+    """Apply every pass in order; with `check`, verify the IR after each one."""
+    if check:
+        ir.verify(function)
+    for apply in PASSES:
+        function = apply(function)
+        if check:
+            ir.verify(function)
+    return function
