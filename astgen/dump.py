@@ -81,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             gm = examples.EXAMPLES[args.example or examples.DEFAULT_EXAMPLE]()
         sys.stdout.write(render(gm, format=args.format, renderer=args.renderer, annotate=args.annotate))
     except (UsageError, CodegenError) as error:
-        print(f"astgen.dump: {error}".splitlines()[0] if isinstance(error, UsageError) else f"astgen.dump: {error}",
-              file=sys.stderr)
+        print(
+            f"astgen.dump: {error}".splitlines()[0] if isinstance(error, UsageError) else f"astgen.dump: {error}",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

@@ -15,13 +15,24 @@ from __future__ import annotations
 import ast
 import keyword
 import math
+from typing import Any, TypeVar
 
 from astgen import ir
 
 _BINARY = {
-    "+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "//": ast.FloorDiv, "%": ast.Mod,
-    "**": ast.Pow, "@": ast.MatMult, "<<": ast.LShift, ">>": ast.RShift, "&": ast.BitAnd,
-    "|": ast.BitOr, "^": ast.BitXor,
+    "+": ast.Add,
+    "-": ast.Sub,
+    "*": ast.Mult,
+    "/": ast.Div,
+    "//": ast.FloorDiv,
+    "%": ast.Mod,
+    "**": ast.Pow,
+    "@": ast.MatMult,
+    "<<": ast.LShift,
+    ">>": ast.RShift,
+    "&": ast.BitAnd,
+    "|": ast.BitOr,
+    "^": ast.BitXor,
 }
 _UNARY = {"-": ast.USub, "+": ast.UAdd, "~": ast.Invert, "not ": ast.Not}
 _COMPARE = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE}
@@ -31,6 +42,8 @@ _COMPARE = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.
 # line without a misleading caret row.
 _INDENT = 4
 
+_Node = TypeVar("_Node", bound=ast.AST)
+
 
 class _Builder:
     """Node factories for one statement; every node they make carries its line."""
@@ -38,25 +51,25 @@ class _Builder:
     def __init__(self, line: int) -> None:
         self.line = line
 
-    def at(self, node: ast.AST) -> ast.AST:
+    def at(self, node: _Node) -> _Node:
         node.lineno = node.end_lineno = self.line  # type: ignore[attr-defined]
         node.col_offset = node.end_col_offset = _INDENT  # type: ignore[attr-defined]
         return node
 
     def name(self, identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
-        return self.at(ast.Name(id=identifier, ctx=ctx or ast.Load()))  # type: ignore[return-value]
+        return self.at(ast.Name(id=identifier, ctx=ctx or ast.Load()))
 
-    def const(self, value: object) -> ast.expr:
-        return self.at(ast.Constant(value=value))  # type: ignore[return-value]
+    def const(self, value: Any) -> ast.expr:
+        return self.at(ast.Constant(value=value))
 
     def negate(self, operand: ast.expr) -> ast.expr:
-        return self.at(ast.UnaryOp(op=ast.USub(), operand=operand))  # type: ignore[return-value]
+        return self.at(ast.UnaryOp(op=ast.USub(), operand=operand))
 
     def call(self, function: ast.expr, args: list[ast.expr], keywords: list[ast.keyword] | None = None) -> ast.expr:
-        return self.at(ast.Call(func=function, args=args, keywords=keywords or []))  # type: ignore[return-value]
+        return self.at(ast.Call(func=function, args=args, keywords=keywords or []))
 
     def assign(self, target: ast.expr, value: ast.expr) -> ast.stmt:
-        return self.at(ast.Assign(targets=[target], value=value))  # type: ignore[return-value]
+        return self.at(ast.Assign(targets=[target], value=value))
 
     # ------------------------------------------------------------ literals
 
@@ -81,7 +94,7 @@ class _Builder:
         if value.real == 0.0:
             return imaginary if value.imag >= 0 else self.negate(imaginary)
         op = ast.Add() if value.imag >= 0 else ast.Sub()
-        return self.at(ast.BinOp(left=self.real(value.real), op=op, right=imaginary))  # type: ignore[return-value]
+        return self.at(ast.BinOp(left=self.real(value.real), op=op, right=imaginary))
 
     # ------------------------------------------------------------ operands
 
@@ -91,62 +104,67 @@ class _Builder:
         if isinstance(operand, ir.Const):
             return self.literal(operand.value)
         if isinstance(operand, ir.TupleOf):
-            return self.at(ast.Tuple(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))  # type: ignore[return-value]
+            return self.at(ast.Tuple(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))
         if isinstance(operand, ir.ListOf):
-            return self.at(ast.List(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))  # type: ignore[return-value]
+            return self.at(ast.List(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))
         if isinstance(operand, ir.NamedTupleOf):
             return self.call(self.name(operand.cls.name), [self.operand(item) for item in operand.items])
         if isinstance(operand, ir.DictOf):
             keys: list[ast.expr | None] = [self.operand(key) for key, _ in operand.items]
             values = [self.operand(value) for _, value in operand.items]
-            return self.at(ast.Dict(keys=keys, values=values))  # type: ignore[return-value]
+            return self.at(ast.Dict(keys=keys, values=values))
         if isinstance(operand, ir.SliceOf):
             parts = [self.operand(part) for part in (operand.start, operand.stop, operand.step)]
             return self.call(self.name("slice"), parts)
-        return self.at(ast.Starred(value=self.name(operand.value.name), ctx=ast.Load()))  # type: ignore[return-value]
+        return self.at(ast.Starred(value=self.name(operand.value.name), ctx=ast.Load()))
 
     def subscript_key(self, key: ir.Operand) -> ast.expr:
         """A key as written inside `[]`: slices become `a:b:c`, also inside a tuple key."""
         if isinstance(key, ir.SliceOf):
             parts = [None if _is_none(part) else self.operand(part) for part in (key.start, key.stop, key.step)]
-            return self.at(ast.Slice(lower=parts[0], upper=parts[1], step=parts[2]))  # type: ignore[return-value]
+            return self.at(ast.Slice(lower=parts[0], upper=parts[1], step=parts[2]))
         if isinstance(key, ir.TupleOf) and key.items:
-            return self.at(ast.Tuple(elts=[self.subscript_key(item) for item in key.items], ctx=ast.Load()))  # type: ignore[return-value]
+            return self.at(ast.Tuple(elts=[self.subscript_key(item) for item in key.items], ctx=ast.Load()))
         return self.operand(key)
 
-    def call_arguments(self, args: tuple[ir.Operand, ...], kwargs: ir.Kwargs) -> tuple[list[ast.expr], list[ast.keyword]]:
+    def call_arguments(
+        self, args: tuple[ir.Operand, ...], kwargs: ir.Kwargs
+    ) -> tuple[list[ast.expr], list[ast.keyword]]:
         positional = [self.operand(arg) for arg in args]
         keywords: list[ast.keyword] = []
         spread: list[tuple[str, ir.Operand]] = []
         for key, value in kwargs:
             if key.isascii() and key.isidentifier() and not keyword.iskeyword(key):
-                keywords.append(self.at(ast.keyword(arg=key, value=self.operand(value))))  # type: ignore[arg-type]
+                keywords.append(self.at(ast.keyword(arg=key, value=self.operand(value))))
             else:
                 spread.append((key, value))
         if spread:
             # A key that is no identifier can only be passed through `**{...}`.
-            mapping = self.at(ast.Dict(
-                keys=[self.const(key) for key, _ in spread], values=[self.operand(value) for _, value in spread]
-            ))
-            keywords.append(self.at(ast.keyword(arg=None, value=mapping)))  # type: ignore[arg-type]
+            mapping = self.at(
+                ast.Dict(
+                    keys=[self.const(key) for key, _ in spread], values=[self.operand(value) for _, value in spread]
+                )
+            )
+            keywords.append(self.at(ast.keyword(arg=None, value=mapping)))
         return positional, keywords
 
     def attribute(self, obj: ast.expr, attribute: str) -> ast.expr:
         if attribute.isascii() and attribute.isidentifier() and not keyword.iskeyword(attribute):
-            return self.at(ast.Attribute(value=obj, attr=attribute, ctx=ast.Load()))  # type: ignore[return-value]
+            return self.at(ast.Attribute(value=obj, attr=attribute, ctx=ast.Load()))
         return self.call(self.name("getattr"), [obj, self.const(attribute)])
 
     # ------------------------------------------------------------ statements
 
     def statement(self, instruction: ir.Instruction) -> ast.stmt:
         if isinstance(instruction, ir.Delete):
-            return self.at(ast.Delete(targets=[self.name(v.name, ast.Del()) for v in instruction.values]))  # type: ignore[return-value]
+            deleted: list[ast.expr] = [self.name(v.name, ast.Del()) for v in instruction.values]
+            return self.at(ast.Delete(targets=deleted))
         if isinstance(instruction, ir.Return):
-            return self.at(ast.Return(value=self.operand(instruction.value)))  # type: ignore[return-value]
+            return self.at(ast.Return(value=self.operand(instruction.value)))
         if isinstance(instruction, ir.Unpack):
-            targets = [self.name(value.name, ast.Store()) for value in instruction.results]
+            targets: list[ast.expr] = [self.name(value.name, ast.Store()) for value in instruction.results]
             target = self.at(ast.Tuple(elts=targets, ctx=ast.Store()))
-            return self.assign(target, self.name(instruction.source.name))  # type: ignore[arg-type]
+            return self.assign(target, self.name(instruction.source.name))
         return self.assign(self.name(instruction.result.name, ast.Store()), self.expression(instruction))
 
     def expression(self, instruction: ir.Instruction) -> ast.expr:
@@ -159,7 +177,7 @@ class _Builder:
             return self.call(self.attribute(self.operand(instruction.receiver), instruction.method), args, keywords)
         if isinstance(instruction, ir.GetItem):
             key = self.subscript_key(instruction.key)
-            return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=ast.Load()))  # type: ignore[return-value]
+            return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=ast.Load()))
         if isinstance(instruction, ir.GetAttr):
             return self.attribute(self.operand(instruction.obj), instruction.attribute)
         if isinstance(instruction, ir.Operator):
@@ -170,10 +188,10 @@ class _Builder:
         symbol = ir.OPERATOR_SYMBOLS[instruction.symbol]
         operands = [self.operand(operand) for operand in instruction.operands]
         if symbol in _UNARY and len(operands) == 1:
-            return self.at(ast.UnaryOp(op=_UNARY[symbol](), operand=operands[0]))  # type: ignore[return-value]
+            return self.at(ast.UnaryOp(op=_UNARY[symbol](), operand=operands[0]))
         if symbol in _COMPARE:
-            return self.at(ast.Compare(left=operands[0], ops=[_COMPARE[symbol]()], comparators=[operands[1]]))  # type: ignore[return-value]
-        return self.at(ast.BinOp(left=operands[0], op=_BINARY[symbol](), right=operands[1]))  # type: ignore[return-value]
+            return self.at(ast.Compare(left=operands[0], ops=[_COMPARE[symbol]()], comparators=[operands[1]]))
+        return self.at(ast.BinOp(left=operands[0], op=_BINARY[symbol](), right=operands[1]))
 
 
 def _is_none(operand: ir.Operand) -> bool:

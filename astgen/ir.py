@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Union
 
 from astgen.errors import CodegenError
 
@@ -82,7 +81,7 @@ class UnknownType:
         return "?"
 
 
-Type = Union[TensorType, IntType, TupleType, ListType, DictType, OpaqueType, UnknownType]
+Type = TensorType | IntType | TupleType | ListType | DictType | OpaqueType | UnknownType
 UNKNOWN = UnknownType()
 
 # ---------------------------------------------------------------- operands
@@ -168,7 +167,7 @@ class Starred:
     value: Value
 
 
-Operand = Union[Value, Const, Global, TupleOf, ListOf, DictOf, SliceOf, NamedTupleOf, Starred]
+Operand = Value | Const | Global | TupleOf | ListOf | DictOf | SliceOf | NamedTupleOf | Starred
 Kwargs = tuple[tuple[str, Operand], ...]
 
 # ---------------------------------------------------------------- instructions
@@ -268,12 +267,23 @@ class Return:
     origin: Origin | None = None
 
 
-Instruction = Union[CallModule, CallFunction, CallMethod, Operator, GetAttr, GetItem, Unpack, Delete, Return]
+Instruction = CallModule | CallFunction | CallMethod | Operator | GetAttr | GetItem | Unpack | Delete | Return
 
 # The operators `lower` turns into Python syntax, by the `operator` function's name.
 BINARY_SYMBOLS = {
-    "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%",
-    "pow": "**", "matmul": "@", "lshift": "<<", "rshift": ">>", "and_": "&", "or_": "|", "xor": "^",
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "truediv": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "pow": "**",
+    "matmul": "@",
+    "lshift": "<<",
+    "rshift": ">>",
+    "and_": "&",
+    "or_": "|",
+    "xor": "^",
 }
 UNARY_SYMBOLS = {"neg": "-", "pos": "+", "invert": "~", "not_": "not "}
 COMPARE_SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}

@@ -109,7 +109,9 @@ def node_type(node: torch.fx.Node) -> ir.Type:
     tensor_meta = node.meta.get("tensor_meta")
     if tensor_meta is not None and hasattr(tensor_meta, "dtype") and hasattr(tensor_meta, "shape"):
         dtype = str(tensor_meta.dtype).removeprefix("torch.")
-        return ir.TensorType(dtype, tuple(int(size) if isinstance(size, int) else str(size) for size in tensor_meta.shape))
+        return ir.TensorType(
+            dtype, tuple(int(size) if isinstance(size, int) else str(size) for size in tensor_meta.shape)
+        )
     return ir.UNKNOWN
 
 
@@ -178,7 +180,9 @@ class _Lowering:
         """An FX argument as an operand, rebuilt the way `map_arg` rebuilds it."""
         if isinstance(argument, torch.fx.Node):
             if argument not in self.env:
-                where = "is not in this graph" if argument.graph is not self.gm.graph else "is used before it is defined"
+                where = (
+                    "is not in this graph" if argument.graph is not self.gm.graph else "is used before it is defined"
+                )
                 raise self.error(f"argument {argument.name!r} {where}")
             return self.env[argument]
         if is_exact_literal(argument):
@@ -235,9 +239,7 @@ class _Lowering:
             # The interpreter hands a starred placeholder a list, not a tuple.
             packed = ir.Value(self.fresh(f"{node.name}_packed"), ir.OpaqueType("tuple"))
             self.params.append(ir.Param(packed, variadic=True, origin=self.origin(node)))
-            self.body.append(
-                ir.CallFunction(value, self.bind(builtins.list, "list"), (packed,), (), self.origin(node))
-            )
+            self.body.append(ir.CallFunction(value, self.bind(builtins.list, "list"), (packed,), (), self.origin(node)))
             return
         default: ir.Const | ir.Global | None = None
         if node.args:
@@ -295,9 +297,7 @@ class _Lowering:
         if not node.args:
             raise self.error("call_method has no receiver (its first argument)")
         args, kwargs = self.arguments(node)
-        self.body.append(
-            ir.CallMethod(self.result(node), args[0], node.target, args[1:], kwargs, self.origin(node))
-        )
+        self.body.append(ir.CallMethod(self.result(node), args[0], node.target, args[1:], kwargs, self.origin(node)))
 
     def lower_output(self, node: torch.fx.Node) -> None:
         if self.returned:
@@ -353,7 +353,7 @@ class _Lowering:
         if not isinstance(returned, ir.Return):
             raise CodegenError("IR: the body does not end in its Return")
         result = ir.Value(self.fresh("result"))
-        epilogue = [
+        epilogue: list[ir.Instruction] = [
             ir.CallFunction(
                 result, self.bind(graph.process_outputs, "process_outputs"), (returned.value,), (), returned.origin
             ),

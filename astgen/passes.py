@@ -66,7 +66,7 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
             dropped.update(indices[1:])
     if not unpack_at:
         return function
-    body = []
+    body: list[ir.Instruction] = []
     for index, instruction in enumerate(function.body):
         if index in unpack_at:
             body.append(unpack_at[index])
