@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check astgen tests property_tests benchmarks
+	$(VENV)/bin/ruff format --check astgen tests property_tests benchmarks
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
