@@ -46,8 +46,9 @@ class GeneratedCode:
         self._source: str | None = None
         self._lock = threading.Lock()
         # Lazy entry: `linecache` calls the loader only when a traceback or
-        # pdb needs a line. The entry goes when this object does.
-        linecache.cache[self.filename] = (self._load_source,)
+        # pdb needs a line. The loader holds this object weakly, so the entry
+        # goes when the last function bound to this code does.
+        linecache.cache[self.filename] = (_source_loader(weakref.ref(self)),)
         weakref.finalize(self, linecache.cache.pop, self.filename, None)
 
     @property
@@ -57,15 +58,20 @@ class GeneratedCode:
                 self._source = ast.unparse(self.tree) + "\n"
             return self._source
 
-    def _load_source(self) -> str:
-        return self.source
-
     def origin_of_line(self, lineno: int) -> ir.Origin | None:
         """The origin of the instruction on line `lineno` of `source`."""
         index = lineno - 2
         if 0 <= index < len(self.function.body):
             return getattr(self.function.body[index], "origin", None)
         return None
+
+
+def _source_loader(reference: weakref.ref[GeneratedCode]) -> Callable[[], str | None]:
+    def load() -> str | None:
+        generated = reference()
+        return None if generated is None else generated.source
+
+    return load
 
 
 def generate(lowered_function: ir.Function, *, check: bool = False) -> GeneratedCode:
@@ -110,7 +116,13 @@ def _resolve(operand: ir.Const | ir.Global, bindings: tuple[object, ...]) -> obj
 def bind(generated: GeneratedCode, bindings: tuple[object, ...]) -> types.FunctionType:
     """The generated function with `bindings` as its globals and parameter defaults."""
     function = generated.function
-    namespace: dict[str, Any] = {"__builtins__": builtins.__dict__, "__name__": "astgen.generated"}
+    namespace: dict[str, Any] = {
+        "__builtins__": builtins.__dict__,
+        "__name__": "astgen.generated",
+        # Keeps the tree and its linecache entry alive as long as the function:
+        # no generated name is a dunder, so the code never reads it.
+        "__astgen_code__": generated,
+    }
     for g in function.globals:
         namespace[g.name] = bindings[g.slot]
     starred = next((i for i, param in enumerate(function.params) if param.variadic), len(function.params))

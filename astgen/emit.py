@@ -37,10 +37,10 @@ _BINARY = {
 _UNARY = {"-": ast.USub, "+": ast.UAdd, "~": ast.Invert, "not ": ast.Not}
 _COMPARE = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE}
 
-# Columns: a statement starts after the 4-space indent. Its end column is not
-# known before unparsing; an end equal to the start makes tracebacks print the
-# line without a misleading caret row.
-_INDENT = 4
+# Columns are marked unknown (-1, as CPython's position tables mark them):
+# exact ones would cost an unparse before compile(), and a made-up span makes
+# tracebacks draw a misleading caret row. Lines are exact.
+_UNKNOWN_COLUMN = -1
 
 _Node = TypeVar("_Node", bound=ast.AST)
 
@@ -53,7 +53,7 @@ class _Builder:
 
     def at(self, node: _Node) -> _Node:
         node.lineno = node.end_lineno = self.line  # type: ignore[attr-defined]
-        node.col_offset = node.end_col_offset = _INDENT  # type: ignore[attr-defined]
+        node.col_offset = node.end_col_offset = _UNKNOWN_COLUMN  # type: ignore[attr-defined]
         return node
 
     def name(self, identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
