@@ -178,7 +178,6 @@ class Origin:
     """Where an instruction came from: the FX node and the user line that made it."""
 
     node: str
-    text: str
     source_line: str | None = None
 
 

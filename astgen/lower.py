@@ -158,7 +158,7 @@ class _Lowering:
         return CodegenError.at(self.node, message)
 
     def origin(self, node: torch.fx.Node) -> ir.Origin:
-        return ir.Origin(node.name, node.format_node() or node.name, user_source_line(node.stack_trace))
+        return ir.Origin(node.name, user_source_line(node.stack_trace))
 
     def bind(self, obj: object, hint: str | None = None) -> ir.Global:
         """The `Global` for `obj`; the same object is bound once."""
