@@ -99,7 +99,7 @@ class _Builder:
     # ------------------------------------------------------------ operands
 
     def operand(self, operand: ir.Operand) -> ast.expr:
-        if isinstance(operand, (ir.Value, ir.Global)):
+        if isinstance(operand, (ir.Value, ir.Global, ir.Builtin)):
             return self.name(operand.name)
         if isinstance(operand, ir.Const):
             return self.literal(operand.value)

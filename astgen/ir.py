@@ -131,6 +131,14 @@ class Global:
 
 
 @dataclass(frozen=True, slots=True)
+class Builtin:
+    """A builtin read by its own name (`len`, `list`): no binding, and never shadowed,
+    since no generated name is a builtin's."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class TupleOf:
     items: tuple[Operand, ...]
 
@@ -167,7 +175,7 @@ class Starred:
     value: Value
 
 
-Operand = Value | Const | Global | TupleOf | ListOf | DictOf | SliceOf | NamedTupleOf | Starred
+Operand = Value | Const | Global | Builtin | TupleOf | ListOf | DictOf | SliceOf | NamedTupleOf | Starred
 Kwargs = tuple[tuple[str, Operand], ...]
 
 # ---------------------------------------------------------------- instructions
@@ -202,7 +210,7 @@ class CallModule:
 @dataclass(frozen=True, slots=True)
 class CallFunction:
     result: Value
-    function: Global
+    function: Global | Builtin
     args: tuple[Operand, ...]
     kwargs: Kwargs
     origin: Origin | None = None
@@ -437,6 +445,8 @@ def format_operand(operand: Operand) -> str:
         return repr(value)
     if isinstance(operand, Global):
         return f"@{operand.name}"
+    if isinstance(operand, Builtin):
+        return operand.name
     if isinstance(operand, TupleOf):
         items = ", ".join(format_operand(item) for item in operand.items)
         return f"({items},)" if len(operand.items) == 1 else f"({items})"
@@ -468,7 +478,7 @@ def format_instruction(instruction: Instruction) -> str:
         call = f"call_module {instruction.target} @{instruction.module.name}({_format_call(instruction.args, instruction.kwargs)})"
         return f"{_typed(instruction.result)} = {call}"
     if isinstance(instruction, CallFunction):
-        call = f"call @{instruction.function.name}({_format_call(instruction.args, instruction.kwargs)})"
+        call = f"call {format_operand(instruction.function)}({_format_call(instruction.args, instruction.kwargs)})"
         return f"{_typed(instruction.result)} = {call}"
     if isinstance(instruction, CallMethod):
         receiver = format_operand(instruction.receiver)

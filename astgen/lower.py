@@ -198,7 +198,14 @@ class _Lowering:
             return ir.DictOf(tuple((self.operand(key), self.operand(value)) for key, value in argument.items()))
         if isinstance(argument, slice):
             return ir.SliceOf(self.operand(argument.start), self.operand(argument.stop), self.operand(argument.step))
-        return self.bind(argument)
+        return self.reference(argument)
+
+    def reference(self, obj: object) -> ir.Global | ir.Builtin:
+        """A builtin by its own name; anything else bound by reference."""
+        name = getattr(obj, "__name__", None)
+        if isinstance(name, str) and getattr(builtins, name, None) is obj:
+            return ir.Builtin(name)
+        return self.bind(obj)
 
     def arguments(self, node: torch.fx.Node) -> tuple[tuple[ir.Operand, ...], ir.Kwargs]:
         args = tuple(self.operand(arg) for arg in node.args)
@@ -239,12 +246,15 @@ class _Lowering:
             # The interpreter hands a starred placeholder a list, not a tuple.
             packed = ir.Value(self.fresh(f"{node.name}_packed"), ir.OpaqueType("tuple"))
             self.params.append(ir.Param(packed, variadic=True, origin=self.origin(node)))
-            self.body.append(ir.CallFunction(value, self.bind(builtins.list, "list"), (packed,), (), self.origin(node)))
+            self.body.append(ir.CallFunction(value, ir.Builtin("list"), (packed,), (), self.origin(node)))
             return
         default: ir.Const | ir.Global | None = None
         if node.args:
             default_value = node.args[0]
-            default = ir.Const(default_value) if is_exact_literal(default_value) else self.bind(default_value)
+            if is_exact_literal(default_value):
+                default = ir.Const(default_value)
+            else:
+                default = self.bind(default_value, f"{node.name}_default")
         self.params.append(ir.Param(value, default, origin=self.origin(node)))
 
     def lower_get_attr(self, node: torch.fx.Node) -> None:
@@ -289,7 +299,7 @@ class _Lowering:
         elif _is_operator(function, name, len(args)) and not kwargs and not _has_starred(args):
             self.body.append(ir.Operator(self.result(node), str(name), args, origin))
         else:
-            self.body.append(ir.CallFunction(self.result(node), self.bind(function), args, kwargs, origin))
+            self.body.append(ir.CallFunction(self.result(node), self.reference(function), args, kwargs, origin))
 
     def lower_call_method(self, node: torch.fx.Node) -> None:
         if not isinstance(node.target, str):
