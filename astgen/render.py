@@ -11,6 +11,7 @@ import copy
 from collections.abc import Callable
 
 from astgen import ir
+from astgen.compiled import CompiledGraph
 
 RENDERERS = ("unparse", "astor")
 
@@ -35,14 +36,17 @@ def _comment(origin: ir.Origin | None) -> str:
 
 
 def to_source(
-    tree: ast.Module,
+    tree: ast.Module | CompiledGraph,
     function: ir.Function | None = None,
     *,
     renderer: str = "unparse",
     annotate: bool = False,
 ) -> str:
-    """`tree` as source text. With `annotate`, `function` (the IR `tree` was
-    emitted from) supplies a comment for each statement's first line."""
+    """`tree` (or a `CompiledGraph`'s tree) as source text. With `annotate`,
+    `function` (the IR the tree was emitted from; a `CompiledGraph` brings its
+    own) supplies a comment for each statement's first line."""
+    if isinstance(tree, CompiledGraph):
+        tree, function = tree.tree, tree.ir
     render = _renderer(renderer)
     if not annotate:
         return render(tree) + "\n"
