@@ -27,6 +27,7 @@ import torch.fx
 
 from astgen import ir
 from astgen.emit import emit
+from astgen.ir import Function
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
 
@@ -164,7 +165,7 @@ class CompiledGraph:
         return self.generated.tree
 
     @property
-    def ir(self) -> ir.Function:
+    def ir(self) -> Function:
         """The IR after every pass: what `.tree` was emitted from."""
         return self.generated.function
 

@@ -46,7 +46,8 @@ def to_source(
     `function` (the IR the tree was emitted from; a `CompiledGraph` brings its
     own) supplies a comment for each statement's first line."""
     if isinstance(tree, CompiledGraph):
-        tree, function = tree.tree, tree.ir
+        function = tree.ir
+        tree = tree.tree
     render = _renderer(renderer)
     if not annotate:
         return render(tree) + "\n"
