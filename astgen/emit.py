@@ -91,8 +91,10 @@ class _Builder:
     def complex(self, value: complex) -> ast.expr:
         # `lower.is_exact_literal` admits only finite parts without a negative zero.
         imaginary = self.const(complex(0.0, abs(value.imag)))
-        if value.real == 0.0:
-            return imaginary if value.imag >= 0 else self.negate(imaginary)
+        if value.real == 0.0 and value.imag >= 0:
+            return imaginary
+        # `-2j` is `-(0+2j)`, whose real part is -0.0: a negative imaginary part
+        # is written `0.0 - 2j` to keep the real part's sign.
         op = ast.Add() if value.imag >= 0 else ast.Sub()
         return self.at(ast.BinOp(left=self.real(value.real), op=op, right=imaginary))
 
