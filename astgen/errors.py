@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch.fx
+
+_TRACER_FRAME = re.compile(r'^File ".*[\\/]torch[\\/]fx[\\/]')
 
 
 def user_source_line(stack_trace: str | None) -> str | None:
@@ -13,12 +16,14 @@ def user_source_line(stack_trace: str | None) -> str | None:
 
     FX records the user's Python stack at trace time; the last frame is the
     line of model code that created the node, which is what a reader wants.
+    `torch.fx.Tracer(record_stack_traces)` also records its own frames
+    below the user's, so frames inside `torch/fx/` are skipped.
     """
     if not stack_trace:
         return None
     lines = [line.strip() for line in stack_trace.strip().splitlines()]
     for index in range(len(lines) - 1, -1, -1):
-        if lines[index].startswith("File "):
+        if lines[index].startswith("File ") and not _TRACER_FRAME.search(lines[index]):
             code = lines[index + 1] if index + 1 < len(lines) else ""
             if code.startswith("File ") or set(code) <= set("^~ "):
                 code = ""
