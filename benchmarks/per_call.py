@@ -1,0 +1,104 @@
+"""Per-call stitching overhead on vLLM-shaped graphs with trivial submodules, and bytecode size.
+
+Every submodule returns constant objects, so a call's time is the stitching
+alone. Contenders, all calling the very same submodule callables:
+
+- `torch.fx.Interpreter`: `Interpreter(gm).run(...)`, node by node.
+- `GraphModule.__call__`: FX's own generated `forward`, through `nn.Module.__call__`.
+- string baseline: the seed's f-string code, `exec` and `functools.partial`.
+- astgen .fn: the bare generated function, what compilers put on the hot path.
+- astgen CompiledGraph: `CompiledGraph.__call__`, `.fn` inside a try that adds error notes.
+- hand-written: the ideal a careful person writes (`hand_written.py`).
+"""
+
+from __future__ import annotations
+
+import dis
+import types
+from collections.abc import Callable
+from typing import Any
+
+import torch.fx
+
+import astgen
+from benchmarks import graphs, hand_written, string_baseline, timing
+
+INTERPRETER = "torch.fx.Interpreter"
+GRAPH_MODULE = "GraphModule.__call__"
+STRING = "string baseline"
+ASTGEN_FN = "astgen .fn"
+ASTGEN_CG = "astgen CompiledGraph"
+HAND = "hand-written"
+CONTENDERS = (INTERPRETER, GRAPH_MODULE, STRING, ASTGEN_FN, ASTGEN_CG, HAND)
+
+LAYERS = (1, 2, 4, 8, 16, 32, 80, 160, 250, 500)
+
+
+def contenders(stitching: graphs.Stitching) -> dict[str, Callable[..., Any]]:
+    gm = stitching.gm
+    callables = graphs.submodule_callables(stitching)
+    compiled = astgen.compile_graph(gm)
+    return {
+        INTERPRETER: torch.fx.Interpreter(gm).run,
+        GRAPH_MODULE: gm,
+        STRING: string_baseline.compile_graph(gm, callables),
+        ASTGEN_FN: compiled.fn,
+        ASTGEN_CG: compiled,
+        HAND: hand_written.compile_hand_written(stitching),
+    }
+
+
+def code_of(name: str, fn: Callable[..., Any]) -> types.CodeType | None:
+    """The code object each contender runs per call (the interpreter has none)."""
+    if name == INTERPRETER:
+        return None
+    if name == GRAPH_MODULE:
+        return type(fn).forward.__code__  # type: ignore[attr-defined]
+    if name == STRING:
+        return fn.func.__code__  # type: ignore[attr-defined]
+    if name == ASTGEN_CG:
+        return fn.fn.__code__  # type: ignore[attr-defined]
+    return fn.__code__  # type: ignore[attr-defined]
+
+
+def instruction_count(code: types.CodeType | None) -> int | None:
+    return None if code is None else sum(1 for _ in dis.get_instructions(code))
+
+
+def check_agree(fns: dict[str, Callable[..., Any]], inputs: tuple[Any, ...]) -> None:
+    """Every contender returns the very object the last submodule returned."""
+    results = {name: fn(*inputs) for name, fn in fns.items()}
+    first = results[ASTGEN_FN]
+    wrong = [name for name, result in results.items() if result is not first]
+    if wrong:
+        raise AssertionError(f"contenders disagree with astgen: {wrong}")
+
+
+def measure(
+    layers: tuple[int, ...] = LAYERS, *, rounds: int = 15, target_s: float = 0.01, quick: bool = False
+) -> list[dict[str, Any]]:
+    rows = []
+    inputs = graphs.trivial_inputs()
+    for count in layers:
+        stitching = graphs.build(count, graphs.trivial)
+        fns = contenders(stitching)
+        check_agree(fns, inputs)
+        # Small graphs are the noisiest and carry the tightest targets: more rounds there.
+        size_rounds = rounds if quick or count > 16 else rounds * 2
+        samples = timing.per_call(
+            {name: (fn, inputs) for name, fn in fns.items()}, rounds=size_rounds, target_s=target_s
+        )
+        medians = {name: timing.median(values) for name, values in samples.items()}
+        rows.append(
+            {
+                "layers": count,
+                "submodules": stitching.submodules,
+                "nodes": stitching.nodes,
+                "rounds": size_rounds,
+                "median_s": medians,
+                "min_s": {name: min(values) for name, values in samples.items()},
+                "ratio_to_astgen_fn": {name: medians[name] / medians[ASTGEN_FN] for name in fns},
+                "bytecode_instructions": {name: instruction_count(code_of(name, fn)) for name, fn in fns.items()},
+            }
+        )
+    return rows

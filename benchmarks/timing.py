@@ -1,0 +1,62 @@
+"""Interleaved timing: every contender runs once per round, so drift hits them all alike."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+import timeit
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def _timer(fn: Callable[..., Any], args: tuple[Any, ...]) -> timeit.Timer:
+    # Positional arguments named one by one: `f(*args)` would time the star-call too.
+    names = [f"a{i}" for i in range(len(args))]
+    namespace: dict[str, Any] = {"f": fn, **dict(zip(names, args, strict=True))}
+    return timeit.Timer(f"f({', '.join(names)})", globals=namespace)
+
+
+def per_call(
+    contenders: Mapping[str, tuple[Callable[..., Any], tuple[Any, ...]]],
+    *,
+    rounds: int,
+    target_s: float,
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender, one sample per round.
+
+    Each sample runs the contender enough times to last about `target_s`
+    (calibrated once, before the first round); `timeit` turns the garbage
+    collector off while it times.
+    """
+    timers = {name: _timer(fn, args) for name, (fn, args) in contenders.items()}
+    numbers: dict[str, int] = {}
+    for name, timer in timers.items():
+        timer.timeit(1)  # warm-up: first-call costs (caches, lazy imports) are not per-call costs
+        once = max(timer.timeit(1), 1e-9)
+        numbers[name] = max(1, int(target_s / once))
+        numbers[name] = max(1, int(numbers[name] * target_s / max(timer.timeit(numbers[name]), 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            samples[name].append(timer.timeit(numbers[name]) / numbers[name])
+    return samples
+
+
+def once(fn: Callable[[], Any], *, rounds: int) -> list[float]:
+    """Seconds for each of `rounds` calls of `fn`, with the collector off while it runs."""
+    samples = []
+    for _ in range(rounds):
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+        finally:
+            gc.enable()
+    return samples
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
