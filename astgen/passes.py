@@ -157,10 +157,13 @@ def is_clean_name(name: str) -> bool:
 def clean_name(name: str) -> str:
     """The readable identifier closest to `name` that `is_clean_name` accepts."""
     cleaned = _INVALID.sub("_", name)
-    if not cleaned or cleaned[0].isdigit():
-        cleaned = "_" + cleaned
     if cleaned.startswith("__") and cleaned.endswith("__"):
-        cleaned = cleaned.strip("_") or "v"
+        cleaned = cleaned.strip("_")
+    # Nothing readable left (`é`, `_`, ``): `_` is a soft keyword and `__` a dunder.
+    if not cleaned.strip("_"):
+        cleaned = "v"
+    elif cleaned[0].isdigit():
+        cleaned = "_" + cleaned
     if cleaned in _RESERVED:
         cleaned += "_"
     return cleaned
@@ -199,16 +202,19 @@ def assign_names(function: ir.Function) -> ir.Function:
     if len(set(names)) == len(names) and all(map(is_clean_name, names)):
         return function
     namer = _Names(name for name in names if is_clean_name(name))
-    renamed: dict[str, str] = {}
+    # Keyed by (is a global, name): a value and a global may share a name,
+    # and only one of them may keep it.
+    first_global = len(names) - len(function.globals)
+    renamed: dict[tuple[bool, str], str] = {}
     seen: set[str] = set()
-    for name in names:
+    for index, name in enumerate(names):
         if is_clean_name(name) and name not in seen:
             seen.add(name)
             continue
-        renamed[name] = namer.fresh(name)
+        renamed[(index >= first_global, name)] = namer.fresh(name)
 
     def rename(value: ir.Value | ir.Global) -> ir.Value | ir.Global:
-        new = renamed.get(value.name)
+        new = renamed.get((isinstance(value, ir.Global), value.name))
         return value if new is None else dataclasses.replace(value, name=new)
 
     return _map_names(function, rename)
