@@ -147,6 +147,9 @@ class _Lowering:
         self.globals: list[ir.Global] = []
         self.global_by_id: dict[int, ir.Global] = {}
         self.taken = {node.name for node in gm.graph.nodes}
+        # Names given to a value or a global so far: `node.name` need not be
+        # unique (anyone may assign it), but an SSA name must be.
+        self.used: set[str] = set()
         self.node: torch.fx.Node | None = None
         self.returned = False
 
@@ -170,6 +173,7 @@ class _Lowering:
         while name in self.taken:
             name, suffix = f"{base}_{suffix}", suffix + 1
         self.taken.add(name)
+        self.used.add(name)
         bound = ir.Global(name, len(self.bindings))
         self.bindings.append(obj)
         self.globals.append(bound)
@@ -216,7 +220,9 @@ class _Lowering:
         return args, kwargs
 
     def result(self, node: torch.fx.Node, type_: ir.Type | None = None) -> ir.Value:
-        value = ir.Value(node.name, node_type(node) if type_ is None else type_)
+        name = node.name if node.name not in self.used else self.fresh(node.name)
+        self.used.add(name)
+        value = ir.Value(name, node_type(node) if type_ is None else type_)
         self.env[node] = value
         return value
 
@@ -261,7 +267,8 @@ class _Lowering:
         if not isinstance(node.target, str):
             raise self.error("get_attr target is not a string")
         # The node stands for the object itself, so the global takes the node's name.
-        self.taken.discard(node.name)
+        if node.name not in self.used:
+            self.taken.discard(node.name)
         # Bound once, at compile time, like a CUDA graph binds its buffers:
         # in-place updates are seen, reassigning the attribute is not.
         self.env[node] = self.bind(self.fetch(node.target), node.name)
