@@ -491,6 +491,42 @@ def test_same_object_bound_once_in_two_places() -> None:
     assert astgen.lower(gm).bindings.count(marker) == 1
 
 
+def test_duplicate_node_names_get_distinct_values() -> None:
+    def body(g: torch.fx.Graph) -> None:
+        x = g.placeholder("x")
+        first = g.call_function(operator.add, (x, 1))
+        second = g.call_function(operator.mul, (first, 10))
+        first.name = second.name = "x"
+        g.output((first, second))
+
+    gm = build_raw(body)
+    names = [value.name for i in astgen.lower(gm).function.body for value in ir.defines(i)]
+    assert len(set(names)) == len(names) == 2 and "x" not in names
+    assert check(gm, 2)(2) == (3, 30)
+
+
+def test_duplicate_get_attr_names_bind_distinct_objects() -> None:
+    def body(g: torch.fx.Graph) -> None:
+        a = g.get_attr("a")
+        b = g.get_attr("b")
+        a.name = b.name = "w"
+        g.output((a, b))
+
+    gm = build_raw(body, a=torch.zeros(1), b=torch.ones(1))
+    first, second = astgen.compile_graph(gm)()
+    assert first is gm.a and second is gm.b
+
+
+def test_get_attr_named_like_an_earlier_value() -> None:
+    def body(g: torch.fx.Graph) -> None:
+        x = g.placeholder("x")
+        w = g.get_attr("w")
+        w.name = "x"
+        g.output(g.call_function(operator.add, (x, w)))
+
+    check(build_raw(body, w=torch.ones(1)), torch.zeros(1))
+
+
 # ---------------------------------------------------------------- errors
 
 
