@@ -5,6 +5,9 @@ The pipeline, one module a stage:
     lower (FX -> IR)  ->  passes (IR -> IR)  ->  emit (IR -> ast)  ->  compiled (ast -> function)
 """
 
+# `astgen.backend` is the factory, `astgen.backend(piece_backend="eager")`,
+# which hides the submodule of that name: import from it by name.
+from astgen.backend import Backend, backend
 from astgen.compiled import CompiledGraph, compile_graph
 from astgen.emit import emit
 from astgen.errors import CodegenError
@@ -12,16 +15,21 @@ from astgen.ir import format_function, verify
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
 from astgen.render import to_source
+from astgen.split import Split, split_graph
 
 __all__ = [
+    "Backend",
     "CodegenError",
     "CompiledGraph",
     "Lowered",
+    "Split",
+    "backend",
     "compile_graph",
     "emit",
     "format_function",
     "lower",
     "run_passes",
+    "split_graph",
     "to_source",
     "verify",
 ]

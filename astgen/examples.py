@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.split_module import split_module
 
+from astgen.split import ATTENTION_OPS, split_graph
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int) -> None:
@@ -65,21 +67,7 @@ class TinyDecoder(nn.Module):
 
 def split_at_attention(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """Split `gm` the way vLLM does: each attention call is a piece of its own."""
-    partition = 0
-    assignment: dict[str, int] = {}
-    for node in gm.graph.nodes:
-        if node.op in ("placeholder", "output"):
-            continue
-        is_attention = node.op == "call_function" and node.target in (
-            F.scaled_dot_product_attention,
-            torch.ops.aten.scaled_dot_product_attention.default,
-        )
-        if is_attention:
-            partition += 1
-        assignment[node.name] = partition
-        if is_attention:
-            partition += 1
-    return split_module(gm, gm, lambda node: assignment[node.name], keep_original_order=True)
+    return split_graph(gm, ATTENTION_OPS).stitching
 
 
 def transformer(layers: int = 2) -> torch.fx.GraphModule:

@@ -1,0 +1,164 @@
+"""A piecewise `torch.compile` backend: split at attention, compile the pieces, stitch them with astgen.
+
+    torch.compile(model, backend="astgen")                       # the package's entry point
+    torch.compile(model, backend="astgen", options={"piece_backend": "eager"})
+    torch.compile(model, backend=astgen.backend(split_at={F.scaled_dot_product_attention}))
+
+Dynamo hands over each graph it captures. `astgen.split.split_graph` splits
+it; each piece between two splitting ops is compiled with the piece backend,
+while the splitting ops stay eager, as vLLM keeps attention out of its
+compiled pieces. astgen compiles the stitching graph that calls the pieces
+into a plain Python function, and that function is what Dynamo calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+import torch
+import torch.fx
+
+from astgen.compiled import CompiledGraph, compile_graph
+from astgen.split import ATTENTION_OPS, Split, SplitAt, selector, split_graph
+
+CompilerFn: TypeAlias = Callable[[torch.fx.GraphModule, list[Any]], Callable[..., Any]]
+PieceBackend: TypeAlias = str | CompilerFn
+"""A registered `torch.compile` backend's name ("eager", "inductor", "aot_eager", ...) or a backend callable."""
+
+OPTIONS = ("split_at", "piece_backend")
+
+
+def piece_inputs(split: Split, example_inputs: Sequence[object]) -> dict[str, list[Any]]:
+    """The example inputs each piece is compiled for.
+
+    A piece's input that is an input of the whole graph gets what Dynamo
+    passed for it, so a piece sees exactly what a whole-graph compile would
+    (this matters: from a real tensor AOT autograd can specialize a float
+    Dynamo made a tensor, and ask Dynamo to restart, as it does for
+    `backend="inductor"`). Any other input gets the fake value Dynamo recorded
+    on its node, which `split_module` copies onto the piece's placeholder: the
+    shapes, strides and symbols it will see at run time, nothing computed.
+    A graph without recorded values (one not from Dynamo) is run instead.
+    """
+    graph_inputs = {node: index for index, node in enumerate(split.stitching.graph.find_nodes(op="placeholder"))}
+    recorded: dict[str, list[Any]] = {}
+    for call in split.stitching.graph.find_nodes(op="call_module"):
+        values: list[Any] = []
+        placeholders = split.pieces[call.target].graph.find_nodes(op="placeholder")
+        for argument, placeholder in zip(call.args, placeholders, strict=True):
+            if argument in graph_inputs:
+                values.append(example_inputs[graph_inputs[argument]])
+            elif "example_value" in placeholder.meta or "val" in placeholder.meta:
+                values.append(placeholder.meta.get("example_value", placeholder.meta.get("val")))
+            else:
+                return _run_recording(split.stitching, example_inputs)
+        recorded[call.target] = values
+    return recorded
+
+
+def _run_recording(stitching: torch.fx.GraphModule, example_inputs: Sequence[object]) -> dict[str, list[Any]]:
+    """Run `stitching` on `example_inputs`, under their fake mode if they have one, recording each piece's inputs."""
+    from torch._guards import detect_fake_mode
+
+    recorded: dict[str, list[Any]] = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+            recorded[target] = list(args)
+            return super().call_module(target, args, kwargs)
+
+    fake_mode = detect_fake_mode(example_inputs)
+    if fake_mode is None:
+        Recorder(stitching).run(*example_inputs)
+    else:
+        fake_inputs = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+        with fake_mode:
+            Recorder(stitching).run(*fake_inputs)
+    return recorded
+
+
+def _compiler(piece_backend: PieceBackend) -> CompilerFn:
+    if not isinstance(piece_backend, str):
+        return piece_backend
+    # Imported here: torch._dynamo takes a second to import, and `import
+    # astgen` must not pay for it.
+    from torch._dynamo.backends.registry import lookup_backend
+    from torch._dynamo.exc import InvalidBackend
+
+    try:
+        return lookup_backend(piece_backend)
+    except InvalidBackend:
+        raise ValueError(
+            f"piece_backend {piece_backend!r} is not a registered torch.compile backend "
+            "(torch._dynamo.list_backends() names them)"
+        ) from None
+
+
+def _check(split_at: SplitAt, piece_backend: PieceBackend) -> None:
+    if not (isinstance(piece_backend, str) or callable(piece_backend)):
+        raise ValueError(f"piece_backend must be a backend name or a callable, not {type(piece_backend).__name__}")
+    selector(split_at)
+
+
+class Backend:
+    """A `torch.compile` backend, `(gm, example_inputs) -> callable`, for `split_at` and `piece_backend`.
+
+    `compiled` holds the `CompiledGraph` of each stitching graph made, in
+    order: one per graph Dynamo captures, so graph breaks and recompiles add
+    more. `sources` is their Python source. `torch.compile(..., options=...)`
+    overrides `split_at` and `piece_backend` for one `torch.compile` call.
+    """
+
+    def __init__(self, split_at: SplitAt = ATTENTION_OPS, piece_backend: PieceBackend = "inductor") -> None:
+        _check(split_at, piece_backend)
+        self.split_at = split_at
+        self.piece_backend = piece_backend
+        self.compiled: list[CompiledGraph] = []
+        self._lock = threading.Lock()
+
+    @property
+    def sources(self) -> list[str]:
+        with self._lock:
+            return [compiled.source for compiled in self.compiled]
+
+    def compile(
+        self, gm: torch.fx.GraphModule, example_inputs: Sequence[object], *, options: Mapping[str, Any] | None = None
+    ) -> CompiledGraph:
+        """Split `gm`, compile its pieces and stitch them: the `CompiledGraph` of the stitching graph."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown astgen backend options {unknown}; known: {list(OPTIONS)}")
+        split_at = options.get("split_at", self.split_at)
+        piece_backend = options.get("piece_backend", self.piece_backend)
+        _check(split_at, piece_backend)
+        split = split_graph(gm, split_at)
+        compile_piece = _compiler(piece_backend)
+        inputs = piece_inputs(split, example_inputs)
+        compiled_pieces: dict[str, Callable[..., Any]] = {}
+        for name, piece in split.pieces.items():
+            # A splitting op runs as it is, in eager mode.
+            compiled_pieces[name] = piece if name in split.splitting else compile_piece(piece, inputs[name])
+        compiled = compile_graph(split.stitching, compiled_pieces)
+        with self._lock:
+            self.compiled.append(compiled)
+        return compiled
+
+    def __call__(
+        self, gm: torch.fx.GraphModule, example_inputs: list[Any], *, options: Mapping[str, Any] | None = None
+    ) -> Callable[..., Any]:
+        return self.compile(gm, example_inputs, options=options).fn
+
+    def __repr__(self) -> str:
+        return f"<astgen Backend piece_backend={self.piece_backend!r}, {len(self.compiled)} graphs compiled>"
+
+
+def backend(split_at: SplitAt = ATTENTION_OPS, piece_backend: PieceBackend = "inductor") -> Backend:
+    """A piecewise `torch.compile` backend: split at `split_at`, pieces compiled by `piece_backend`."""
+    return Backend(split_at, piece_backend)
+
+
+astgen_backend = Backend()
+"""The backend `torch.compile(model, backend="astgen")` finds through the package's entry point."""
