@@ -4,7 +4,11 @@ Every submodule returns constant objects, so a call's time is the stitching
 alone. Contenders, all calling the very same submodule callables:
 
 - `torch.fx.Interpreter`: `Interpreter(gm).run(...)`, node by node.
-- `GraphModule.__call__`: FX's own generated `forward`, through `nn.Module.__call__`.
+- `GraphModule.__call__`: FX's own generated `forward`, through `nn.Module.__call__`,
+  reaching the callables in its `__dict__` as vLLM installs them.
+- `GraphModule.__call__ (nn.Module pieces)`: the same graph with each callable
+  wrapped in an `nn.Module` child, as `split_module` leaves pieces: every piece
+  call then also pays `nn.Module.__call__`.
 - string baseline: the seed's f-string code, `exec` and `functools.partial`.
 - astgen .fn: the bare generated function, what compilers put on the hot path.
 - astgen CompiledGraph: `CompiledGraph.__call__`, `.fn` inside a try that adds error notes.
@@ -25,13 +29,30 @@ from benchmarks import graphs, hand_written, string_baseline, timing
 
 INTERPRETER = "torch.fx.Interpreter"
 GRAPH_MODULE = "GraphModule.__call__"
+GRAPH_MODULE_MODULES = "GraphModule.__call__ (nn.Module pieces)"
 STRING = "string baseline"
 ASTGEN_FN = "astgen .fn"
 ASTGEN_CG = "astgen CompiledGraph"
 HAND = "hand-written"
-CONTENDERS = (INTERPRETER, GRAPH_MODULE, STRING, ASTGEN_FN, ASTGEN_CG, HAND)
+CONTENDERS = (INTERPRETER, GRAPH_MODULE_MODULES, GRAPH_MODULE, STRING, ASTGEN_FN, ASTGEN_CG, HAND)
 
 LAYERS = (1, 2, 4, 8, 16, 32, 80, 160, 250, 500)
+
+
+class _Piece(torch.nn.Module):
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+def with_module_pieces(stitching: graphs.Stitching) -> torch.fx.GraphModule:
+    root = torch.nn.Module()
+    for name, fn in graphs.submodule_callables(stitching).items():
+        root.add_module(name, _Piece(fn))
+    return torch.fx.GraphModule(root, stitching.gm.graph)
 
 
 def contenders(stitching: graphs.Stitching) -> dict[str, Callable[..., Any]]:
@@ -40,6 +61,7 @@ def contenders(stitching: graphs.Stitching) -> dict[str, Callable[..., Any]]:
     compiled = astgen.compile_graph(gm)
     return {
         INTERPRETER: torch.fx.Interpreter(gm).run,
+        GRAPH_MODULE_MODULES: with_module_pieces(stitching),
         GRAPH_MODULE: gm,
         STRING: string_baseline.compile_graph(gm, callables),
         ASTGEN_FN: compiled.fn,
@@ -52,7 +74,7 @@ def code_of(name: str, fn: Callable[..., Any]) -> types.CodeType | None:
     """The code object each contender runs per call (the interpreter has none)."""
     if name == INTERPRETER:
         return None
-    if name == GRAPH_MODULE:
+    if name in (GRAPH_MODULE, GRAPH_MODULE_MODULES):
         return type(fn).forward.__code__  # type: ignore[attr-defined]
     if name == STRING:
         return fn.func.__code__  # type: ignore[attr-defined]

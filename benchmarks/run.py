@@ -1,0 +1,211 @@
+"""`make bench`: per-call overhead, codegen latency and memory; a table, JSON, a plot and the targets.
+
+    python -m benchmarks.run            # the full run (a few minutes on 2 cores)
+    python -m benchmarks.run --quick    # smallest sizes, one round: a smoke run
+
+Per-call targets are judged on `astgen .fn`, the bare generated function
+compilers put on the hot path; `astgen CompiledGraph` adds the try/except
+that attaches error notes and is shown as its own row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks import codegen, memory, per_call
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.2f}"
+
+
+def print_per_call(rows: list[dict[str, Any]]) -> None:
+    print("\n## Per-call stitching overhead (trivial submodules; median µs per call, x: ratio to astgen .fn)\n")
+    sizes = [row["submodules"] for row in rows]
+    print("| contender | " + " | ".join(f"{size} submods" for size in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for name in per_call.CONTENDERS:
+        cells = [f"{_us(row['median_s'][name])} (x{row['ratio_to_astgen_fn'][name]:.2f})" for row in rows]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nBytecode instructions of the function each contender runs (`dis.get_instructions`):\n")
+    print("| contender | " + " | ".join(f"{size} submods" for size in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for name in per_call.CONTENDERS:
+        if name == per_call.INTERPRETER:
+            continue
+        cells = [str(row["bytecode_instructions"][name]) for row in rows]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def print_codegen(rows: list[dict[str, Any]]) -> None:
+    print("\n## Codegen latency (graph in, callable out; median ms, and µs per FX node)\n")
+    print("| FX nodes | " + " | ".join(codegen.CONTENDERS) + " |")
+    print("|---:|" + "---:|" * len(codegen.CONTENDERS))
+    for row in rows:
+        cells = [
+            f"{row['median_s'][name] * 1e3:,.2f} ms ({row['per_node_s'][name] * 1e6:.1f} µs/node)"
+            for name in codegen.CONTENDERS
+        ]
+        print(f"| {row['nodes']} | " + " | ".join(cells) + " |")
+
+
+def print_memory(rows: list[dict[str, Any]]) -> None:
+    print("\n## Peak live activation memory (real tensors; unused results and long-lived values; MiB)\n")
+    print("| layers (submods) | " + " | ".join(memory.CONTENDERS) + " |")
+    print("|---|" + "---:|" * len(memory.CONTENDERS))
+    for row in rows:
+        cells = []
+        for name in memory.CONTENDERS:
+            cell = f"{row['peak_bytes'][name] / 2**20:.2f}"
+            retained = row["retained_after_call_bytes"][name]
+            if retained:
+                cell += f" (+{retained / 2**20:.2f} kept after return)"
+            cells.append(cell)
+        print(f"| {row['layers']} ({row['submodules']}) | " + " | ".join(cells) + " |")
+
+
+def _row(rows: list[dict[str, Any]], key: str, value: int) -> dict[str, Any] | None:
+    return next((row for row in rows if row[key] == value), None)
+
+
+def targets(per: list[dict[str, Any]], gen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every target of the issue against the measurement: per-call ones on `astgen .fn`."""
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, value: float | None, limit: float, at_most: bool = True) -> None:
+        if value is None:
+            checks.append({"target": name, "value": None, "limit": limit, "status": "N/A"})
+            return
+        ok = value <= limit if at_most else value >= limit
+        checks.append({"target": name, "value": value, "limit": limit, "status": "PASS" if ok else "MISS"})
+
+    fn, string, hand, gm = per_call.ASTGEN_FN, per_call.STRING, per_call.HAND, per_call.GRAPH_MODULE
+    for submodules, limit in ((3, 0.80), (161, 0.90)):
+        row = _row(per, "submodules", submodules)
+        value = row["median_s"][fn] / row["median_s"][string] if row else None
+        check(f"per call, astgen .fn / string baseline at {submodules} submods <= {limit}", value, limit)
+    worst_hand = max(per, key=lambda row: row["median_s"][fn] / row["median_s"][hand])
+    check(
+        f"per call, astgen .fn / hand-written <= 1.05 (worst size: {worst_hand['submodules']} submods)",
+        worst_hand["median_s"][fn] / worst_hand["median_s"][hand],
+        1.05,
+    )
+    slowest_gain = min(per, key=lambda row: row["median_s"][gm] / row["median_s"][fn])
+    check(
+        f"per call, GraphModule.__call__ / astgen .fn >= 15 (worst size: {slowest_gain['submodules']} submods)",
+        slowest_gain["median_s"][gm] / slowest_gain["median_s"][fn],
+        15.0,
+        at_most=False,
+    )
+    slowest_modules = min(per, key=lambda row: row["median_s"][per_call.GRAPH_MODULE_MODULES] / row["median_s"][fn])
+    check(
+        "per call, GraphModule.__call__ (nn.Module pieces) / astgen .fn >= 15 "
+        f"(worst size: {slowest_modules['submodules']} submods; informational, not the judged row)",
+        slowest_modules["median_s"][per_call.GRAPH_MODULE_MODULES] / slowest_modules["median_s"][fn],
+        15.0,
+        at_most=False,
+    )
+    worst_code = max(per, key=lambda row: row["bytecode_instructions"][fn] / row["bytecode_instructions"][string])
+    check(
+        f"bytecode, astgen / string baseline <= 0.6 (worst size: {worst_code['submodules']} submods)",
+        worst_code["bytecode_instructions"][fn] / worst_code["bytecode_instructions"][string],
+        0.6,
+    )
+    for nodes in (500, 3000):
+        row = min(gen, key=lambda row: abs(row["nodes"] - nodes)) if gen else None
+        close = row is not None and abs(row["nodes"] - nodes) <= nodes * 0.05
+        value = row["median_s"][codegen.ASTGEN] / row["median_s"][codegen.STRING] if close and row else None
+        check(f"codegen, astgen / string generate+compile at {nodes} nodes <= 1.0", value, 1.0)
+    per_node = [row["per_node_s"][codegen.ASTGEN] for row in gen]
+    spread = max(per_node) / min(per_node) if len(per_node) > 1 else None
+    sizes = f"{gen[0]['nodes']} to {gen[-1]['nodes']}" if gen else "-"
+    check(f"codegen, astgen time per node max/min over {sizes} nodes <= 1.5", spread, 1.5)
+    return checks
+
+
+def print_targets(checks: list[dict[str, Any]]) -> None:
+    print("\n## Targets (per-call targets judged on astgen .fn, the bare function on the hot path)\n")
+    for item in checks:
+        value = "n/a (size not measured)" if item["value"] is None else f"{item['value']:.3f}"
+        print(f"{item['status']:4}  {item['target']}: measured {value}")
+
+
+def plot(per: list[dict[str, Any]], gen: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    sizes = [row["submodules"] for row in per]
+    for name in per_call.CONTENDERS:
+        left.plot(sizes, [row["median_s"][name] * 1e6 for row in per], marker="o", label=name)
+    left.set(xscale="log", yscale="log", xlabel="submodules", ylabel="µs per call")
+    left.set_title("Per-call stitching overhead (trivial submodules)")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    nodes = [row["nodes"] for row in gen]
+    for name in codegen.CONTENDERS:
+        right.plot(nodes, [row["median_s"][name] * 1e3 for row in gen], marker="o", label=name)
+    right.set(xscale="log", yscale="log", xlabel="FX nodes", ylabel="ms")
+    right.set_title("Codegen latency (graph in, callable out)")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smallest sizes, one round (a smoke run)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where bench.json and bench.png go")
+    options = parser.parse_args(argv)
+    started = time.perf_counter()
+    if options.quick:
+        per = per_call.measure((1,), rounds=1, target_s=0.001, quick=True)
+        gen = codegen.measure((50,), rounds=1)
+        mem = memory.measure((2,))
+    else:
+        per = per_call.measure()
+        gen = codegen.measure()
+        mem = memory.measure()
+    print(
+        f"# astgen benchmarks ({platform.python_implementation()} {platform.python_version()}, torch {torch.__version__}, {platform.machine()})"
+    )
+    print_per_call(per)
+    print_codegen(gen)
+    print_memory(mem)
+    checks = targets(per, gen)
+    print_targets(checks)
+    options.out.mkdir(parents=True, exist_ok=True)
+    results = {
+        "python": sys.version,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "quick": options.quick,
+        "per_call": per,
+        "codegen": gen,
+        "memory": mem,
+        "targets": checks,
+    }
+    (options.out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(per, gen, options.out / "bench.png")
+    print(
+        f"\nwrote {options.out / 'bench.json'} and {options.out / 'bench.png'} in {time.perf_counter() - started:.0f} s"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

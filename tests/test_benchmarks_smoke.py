@@ -1,0 +1,89 @@
+"""Smoke runs of every benchmark at its smallest size, so `make bench` cannot rot between runs.
+
+Timings are not asserted (they belong to the benchmark's printed targets);
+what is asserted is what must hold on any machine: every contender computes
+the same result, the outputs get written, and astgen frees what nobody reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import graphs, hand_written, memory, per_call, run, string_baseline
+
+
+def test_run_quick_writes_table_json_and_plot(tmp_path: Path, capsys) -> None:
+    results = run.main(["--quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "| astgen .fn |" in printed and "## Targets" in printed
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written["per_call"][0]["submodules"] == 3
+    assert set(written["per_call"][0]["median_s"]) == set(per_call.CONTENDERS)
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    assert {item["status"] for item in results["targets"]} <= {"PASS", "MISS", "N/A"}
+
+
+def test_contenders_return_the_last_pieces_result() -> None:
+    stitching = graphs.build(2, graphs.trivial)
+    fns = per_call.contenders(stitching)
+    inputs = graphs.trivial_inputs()
+    last = stitching.gm.__dict__[stitching.pieces[-1].name]()
+    assert all(fn(*inputs) is last for fn in fns.values())
+
+
+def test_graph_shape_matches_vllm_split() -> None:
+    stitching = graphs.build(80, graphs.trivial)
+    assert stitching.submodules == 161
+    assert stitching.nodes == 7 * 80 + 5
+    code, names = string_baseline.generate_execution_code(stitching.gm)
+    assert names == [piece.name for piece in stitching.pieces]
+    assert "__vllm_submods__[160]" in code
+
+
+def test_hand_written_unpacks_and_binds_globals() -> None:
+    stitching = graphs.build(1, graphs.trivial)
+    source = hand_written.source(stitching)
+    assert "q, k, v, residual, out = submod_0(x, s0, positions)" in source
+    assert "__vllm_submods__" not in source
+
+
+def test_memory_astgen_frees_unused_results_the_string_baseline_keeps() -> None:
+    (row,) = memory.measure((4,))
+    peaks = row["peak_bytes"]
+    assert peaks[memory.ASTGEN] <= peaks[memory.HAND]
+    # The seed never deletes a value without users: one side result per layer piles up.
+    assert peaks[memory.STRING] - peaks[memory.ASTGEN] >= 3 * 2 * memory.UNIT
+    assert row["retained_after_call_bytes"][memory.ASTGEN] == 0
+
+
+def test_gpu_llama_runs_on_cpu() -> None:
+    from benchmarks import gpu_llama
+
+    results = gpu_llama.main(
+        [
+            "--device",
+            "cpu",
+            "--layers",
+            "2",
+            "--hidden",
+            "64",
+            "--heads",
+            "4",
+            "--context",
+            "8",
+            "--steps",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "1",
+        ]
+    )
+    assert set(results["latency_us"]) == {
+        "unsplit eager",
+        "GraphModule.__call__",
+        "string baseline",
+        "astgen .fn",
+        "astgen CompiledGraph",
+    }
