@@ -9,6 +9,7 @@ in which piece and names the result.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -102,6 +103,20 @@ def selector(split_at: SplitAt) -> Callable[[torch.fx.Node], bool]:
     raise ValueError(f"split_at must be a collection of ops or a predicate on nodes, not {type(split_at).__name__}")
 
 
+def _keep_calling_convention(gm: torch.fx.GraphModule, stitching: torch.fx.GraphModule) -> None:
+    """Give `stitching` the input/output processing of `gm` (torch.export's pytree codegen).
+
+    `split_module` makes a graph of plain codegen: without this, the stitching
+    graph of `exported.module()` would take flat inputs and return a flat tuple.
+    """
+    codegen = gm.graph._codegen
+    if type(codegen) is torch.fx.graph.CodeGen:
+        return
+    # split_module keeps every placeholder, in order, so the flattening still fits.
+    stitching.graph._codegen = copy.copy(codegen)
+    stitching.recompile()
+
+
 def split_graph(gm: torch.fx.GraphModule, split_at: SplitAt = ATTENTION_OPS) -> Split:
     """Split `gm` before and after each node that `split_at` selects.
 
@@ -130,6 +145,7 @@ def split_graph(gm: torch.fx.GraphModule, split_at: SplitAt = ATTENTION_OPS) -> 
         else:
             piece_of[node] = piece
     stitching = split_module(gm, gm, piece_of.__getitem__, keep_original_order=True)
+    _keep_calling_convention(gm, stitching)
     pieces: dict[str, torch.fx.GraphModule] = {}
     for node in stitching.graph.nodes:
         if node.op == "call_module":
