@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import torch
 import torch.fx
 from torch.fx.immutable_collections import immutable_dict, immutable_list
+from torch.fx.passes.split_module import split_module
 
 import astgen
-from astgen import ir
+from astgen import examples, ir
 from astgen.lower import Lowered
 
 
@@ -140,3 +142,24 @@ def statement_kinds(tree: ast.Module) -> set[type]:
     (definition,) = tree.body
     assert isinstance(definition, ast.FunctionDef)
     return {type(statement) for statement in definition.body}
+
+
+def split_at(gm: torch.fx.GraphModule, is_boundary: Callable[[torch.fx.Node], bool]) -> torch.fx.GraphModule:
+    """`split_module(keep_original_order=True)` with every boundary node in a piece of its own,
+    the way vLLM splits at attention; pieces are numbered in graph order, so no cycle can form."""
+    piece = 0
+    assignment: dict[str, int] = {}
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        boundary = is_boundary(node)
+        piece += boundary
+        assignment[node.name] = piece
+        piece += boundary
+    return split_module(gm, gm, lambda node: assignment[node.name], keep_original_order=True)
+
+
+@functools.cache
+def example(name: str) -> torch.fx.GraphModule:
+    """A built-in example graph, built once per process (exporting the transformer takes seconds)."""
+    return examples.EXAMPLES[name]()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import linecache
 import math
 import operator
@@ -279,7 +278,6 @@ class Probes:
         self.log: list[tuple[str, list[str]]] = []
 
     def alive(self) -> list[str]:
-        gc.collect()
         return sorted(name for name, ref in self.refs.items() if ref() is not None)
 
     def make(self, name: str) -> Callable[..., torch.Tensor]:
