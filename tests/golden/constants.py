@@ -1,0 +1,22 @@
+def forward(x, y):
+    submod_0 = submod_0_fn(x)
+    del x
+    getitem, getitem_1 = submod_0
+    del submod_0
+    submod_1 = submod_1_fn(getitem, y)
+    del y, getitem
+    submod_2 = submod_2_fn(submod_1, getitem_1)
+    del getitem_1
+    clamp = torch_clamp(submod_2, min=-1e309, max=1e309)
+    del submod_2
+    nan_to_num = torch_nan_to_num(clamp, nan=-0.0)
+    del clamp
+    to = nan_to_num.to(dtype=float64, device=device_cpu)
+    del nan_to_num
+    x____import____os___system__echo_pwned__ = to[:, 0:2]
+    del to
+    full_like = torch_full_like(x____import____os___system__echo_pwned__, nan)
+    del x____import____os___system__echo_pwned__
+    _keywords = examples__keywords(full_like, **{'not-an-identifier': 1, 'class': 2})
+    del full_like
+    return (_keywords, submod_1)
