@@ -29,7 +29,7 @@ def rounds_for(nodes: int, rounds: int) -> int:
     return rounds
 
 
-def measure(nodes: tuple[int, ...] = NODES, *, rounds: int = 7) -> list[dict[str, Any]]:
+def measure(nodes: tuple[int, ...] = NODES, *, rounds: int = 9) -> list[dict[str, Any]]:
     rows = []
     for target in nodes:
         stitching = graphs.build(graphs.layers_for_nodes(target), graphs.trivial)

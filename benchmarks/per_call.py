@@ -97,7 +97,7 @@ def check_agree(fns: dict[str, Callable[..., Any]], inputs: tuple[Any, ...]) -> 
 
 
 def measure(
-    layers: tuple[int, ...] = LAYERS, *, rounds: int = 15, target_s: float = 0.01, quick: bool = False
+    layers: tuple[int, ...] = LAYERS, *, rounds: int = 21, target_s: float = 0.01, quick: bool = False
 ) -> list[dict[str, Any]]:
     rows = []
     inputs = graphs.trivial_inputs()
