@@ -1,0 +1,308 @@
+"""astgen.backend under torch.compile: real models, eager and inductor pieces, dynamic shapes, recompiles."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+import astgen
+from astgen import ir
+from astgen.backend import Backend, astgen_backend
+from astgen.split import ATTENTION_OPS
+
+
+class Block(nn.Module):
+    """A GPT-2 block: causal self-attention and an MLP, each behind a LayerNorm."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq, dim = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(dim, dim=-1)
+        q, k, v = (t.view(batch, seq, self.heads, dim // self.heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).reshape(batch, seq, dim))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, layers: int = 2, dim: int = 16, heads: int = 2, vocab: int = 32, context: int = 64) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, dim)
+        self.positions = nn.Embedding(context, dim)
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(layers))
+        self.ln = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.tokens(idx) + self.positions(torch.arange(idx.shape[1], device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln(x))
+
+
+class AttentionStack(nn.Module):
+    """A stack of `nn.MultiheadAttention` with residuals: the first causal, the others not."""
+
+    def __init__(self, layers: int = 3, dim: int = 16, heads: int = 4) -> None:
+        super().__init__()
+        self.attentions = nn.ModuleList(nn.MultiheadAttention(dim, heads, batch_first=True) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.shape[1]
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).triu(1)
+        for index, (attention, norm) in enumerate(zip(self.attentions, self.norms, strict=True)):
+            h = norm(x)
+            mask = causal if index == 0 else None
+            x = x + attention(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x
+
+
+def encoder(layers: int = 2, dim: int = 16, activation: Any = "relu") -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(dim, 2, 2 * dim, dropout=0.0, activation=activation, batch_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False).eval()
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo() -> Iterator[None]:
+    # Dynamo caches by code object: without a reset, models of the same class
+    # from earlier tests count towards the recompile limit, and the local
+    # profile of earlier runs would decide which sizes start dynamic.
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(automatic_dynamic_local_pgo=False):
+        yield
+    torch._dynamo.reset()
+
+
+def recording(calls: list[tuple[torch.fx.GraphModule, list[Any]]]) -> Callable[..., Any]:
+    """A piece backend that records what it is given and runs the piece as it is."""
+
+    def piece_backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
+        calls.append((gm, list(example_inputs)))
+        return gm.forward
+
+    return piece_backend
+
+
+def has_attention(gm: torch.fx.GraphModule) -> bool:
+    return any(
+        node.op == "call_function"
+        and (node.target in ATTENTION_OPS or getattr(node.target, "overloadpacket", None) in ATTENTION_OPS)
+        for node in gm.graph.nodes
+    )
+
+
+def symbolic_params(compiled: astgen.CompiledGraph) -> int:
+    return sum(1 for param in compiled.ir.params if param.value.type == ir.IntType(symbolic=True))
+
+
+def called_pieces(compiled: astgen.CompiledGraph) -> list[str]:
+    return [instruction.target for instruction in compiled.ir.body if isinstance(instruction, ir.CallModule)]
+
+
+def test_gpt_eager_pieces_dynamic_shapes() -> None:
+    torch.manual_seed(0)
+    model = GPT(layers=2).eval()
+    calls: list[tuple[torch.fx.GraphModule, list[Any]]] = []
+    backend = astgen.backend(piece_backend=recording(calls))
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 5, 9):
+            idx = torch.randint(0, 32, (2, seq))
+            torch.testing.assert_close(compiled_model(idx), model(idx), rtol=1e-5, atol=1e-5)
+    # One graph for every length: the sequence length is a SymInt input.
+    (stitching,) = backend.compiled
+    assert symbolic_params(stitching) >= 1
+    # before, attention, between, attention, after; the two attentions stay eager.
+    assert len(called_pieces(stitching)) == 5
+    assert len(calls) == 3 and not any(has_attention(gm) for gm, _ in calls)
+    # The pieces were compiled for symbolic shapes, not for the first length.
+    sizes = [size for _, inputs in calls for x in inputs if isinstance(x, torch.Tensor) for size in x.shape]
+    assert any(isinstance(size, torch.SymInt) for size in sizes)
+    assert backend.sources == [stitching.source]
+    for name in called_pieces(stitching):
+        assert f"{name} = {name}_fn(" in stitching.source
+
+
+def test_transformer_encoder_eager_pieces_outputs_and_gradients() -> None:
+    torch.manual_seed(0)
+    model = encoder()
+    reference = copy.deepcopy(model)
+    backend = Backend(piece_backend="eager")
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    for seq in (4, 7, 2):
+        x = torch.randn(3, seq, 16)
+        out, expected = compiled_model(x), reference(x)
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+        out.square().sum().backward()
+        expected.square().sum().backward()
+    for (name, param), ref in zip(model.named_parameters(), reference.parameters(), strict=True):
+        assert param.grad is not None, name
+        torch.testing.assert_close(param.grad, ref.grad, rtol=1e-4, atol=1e-5, msg=name)
+    (stitching,) = backend.compiled
+    # nn.MultiheadAttention is one call in Dynamo's graph, a piece of its own in each layer.
+    assert len(called_pieces(stitching)) == 5
+
+
+def test_multihead_attention_stack_eager_pieces() -> None:
+    torch.manual_seed(0)
+    model = AttentionStack(layers=3).eval()
+    backend = Backend(piece_backend="eager")
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for seq in (5, 3, 8):
+            x = torch.randn(2, seq, 16)
+            torch.testing.assert_close(compiled_model(x), model(x), rtol=1e-5, atol=1e-5)
+    (stitching,) = backend.compiled
+    assert len(called_pieces(stitching)) == 7
+
+
+def test_gpt_inductor_pieces_dynamic_shapes() -> None:
+    torch.manual_seed(0)
+    model = GPT(layers=1, dim=8).eval()
+    backend = Backend(piece_backend="inductor")
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 6, 11):
+            idx = torch.randint(0, 32, (2, seq))
+            torch.testing.assert_close(compiled_model(idx), model(idx), rtol=1e-4, atol=1e-5)
+    (stitching,) = backend.compiled
+    assert len(called_pieces(stitching)) == 3 and symbolic_params(stitching) >= 1
+
+
+def test_transformer_encoder_inductor_pieces() -> None:
+    # With dynamic=True Dynamo makes the LayerNorm eps a tensor input read by
+    # `.item()`; AOT autograd then asks Dynamo to restart with it specialized,
+    # as it does for a whole-graph compile. The pieces must get the same chance.
+    # SiLU keeps nn.TransformerEncoderLayer off its fused fast path under no_grad.
+    torch.manual_seed(0)
+    model = encoder(layers=1, dim=8, activation=F.silu)
+    backend = Backend(piece_backend="inductor")
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 5):
+            x = torch.randn(2, seq, 8)
+            torch.testing.assert_close(compiled_model(x), model(x), rtol=1e-4, atol=1e-5)
+    (stitching,) = backend.compiled
+    assert len(called_pieces(stitching)) == 3
+
+
+def test_graph_breaks_and_recompiles_each_get_a_stitching_graph() -> None:
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = Block(16, 2)
+            self.second = Block(16, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.first(x)
+            torch._dynamo.graph_break()
+            return self.second(x)
+
+    torch.manual_seed(0)
+    model = Broken().eval()
+    backend = Backend(piece_backend="eager")
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 4):
+            x = torch.randn(2, seq, 16)
+            torch.testing.assert_close(compiled_model(x), model(x), rtol=1e-5, atol=1e-5)
+        assert len(backend.compiled) == 2
+        # A new dtype fails the guards: both graphs are compiled again.
+        model64 = model.double()
+        x = torch.randn(2, 5, 16, dtype=torch.float64)
+        torch.testing.assert_close(compiled_model(x), model64(x))
+    assert len(backend.compiled) == 4
+    assert all(len(called_pieces(stitching)) == 3 for stitching in backend.compiled)
+
+
+def test_options_override_split_at_and_piece_backend() -> None:
+    torch.manual_seed(0)
+    model = GPT(layers=2).eval()
+    calls: list[tuple[torch.fx.GraphModule, list[Any]]] = []
+    backend = Backend(piece_backend="inductor")
+    options = {"piece_backend": recording(calls), "split_at": {torch.nn.functional.gelu}}
+    compiled_model = torch.compile(model, backend=backend, options=options, dynamic=True)
+    with torch.no_grad():
+        idx = torch.randint(0, 32, (1, 6))
+        torch.testing.assert_close(compiled_model(idx), model(idx), rtol=1e-5, atol=1e-5)
+    (stitching,) = backend.compiled
+    # Split at the two GELUs instead: attention is inside the compiled pieces.
+    assert len(called_pieces(stitching)) == 5 and len(calls) == 3
+    assert sum(has_attention(gm) for gm, _ in calls) == 2
+
+
+def test_registered_under_the_name_astgen() -> None:
+    from torch._dynamo.backends.registry import lookup_backend
+
+    assert lookup_backend("astgen") is astgen_backend
+    torch.manual_seed(0)
+    model = AttentionStack(layers=2).eval()
+    before = len(astgen_backend.compiled)
+    compiled_model = torch.compile(model, backend="astgen", options={"piece_backend": "eager"}, dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 4):
+            x = torch.randn(1, seq, 16)
+            torch.testing.assert_close(compiled_model(x), model(x), rtol=1e-5, atol=1e-5)
+    assert len(astgen_backend.compiled) == before + 1
+
+
+def test_graph_without_recorded_values_is_run_for_its_example_inputs() -> None:
+    torch.manual_seed(0)
+
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlp = nn.Linear(16, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q = x.unflatten(-1, (2, 8)).transpose(1, 2)
+            return F.scaled_dot_product_attention(q, q, q).transpose(1, 2).flatten(-2) + self.mlp(x)
+
+    gm = torch.fx.symbolic_trace(Flat())
+    calls: list[tuple[torch.fx.GraphModule, list[Any]]] = []
+    x = torch.randn(2, 5, 16)
+    compiled = Backend(piece_backend=recording(calls)).compile(gm, [x])
+    torch.testing.assert_close(compiled.fn(x), gm(x))
+    # Before and after attention, given real tensors: x, then the attention result and x.
+    assert len(calls) == 2
+    assert [value is x for value in calls[0][1]] == [True]
+    assert any(value is x for value in calls[1][1])
+    assert all(type(value) is torch.Tensor for _, inputs in calls for value in inputs)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"piece_backend": 3}, "backend name or a callable"),
+        ({"split_at": 5}, "collection of ops or a predicate"),
+        ({"split_at": F.scaled_dot_product_attention.__name__}, "one op"),
+        ({"split_at": ["aten.nope_not_an_op.default"]}, "no op named"),
+    ],
+)
+def test_bad_arguments_are_refused_at_construction(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Backend(**arguments)
+
+
+def test_unknown_piece_backend_and_option_are_refused() -> None:
+    gm = torch.fx.symbolic_trace(nn.Linear(4, 4))
+    with pytest.raises(ValueError, match="not a registered torch\\.compile backend"):
+        Backend(piece_backend="no_such_backend_anywhere").compile(gm, [torch.randn(2, 4)])
+    with pytest.raises(ValueError, match="unknown astgen backend options"):
+        Backend().compile(gm, [torch.randn(2, 4)], options={"mode": "max-autotune"})
