@@ -1,0 +1,725 @@
+"""The properties every split graph must satisfy, and campaigns that search for a graph that breaks one.
+
+`check_recipe(recipe)` builds a drawn graph (`astgen.strategies`) and checks,
+each a named check:
+
+- ``verifier``: the IR verifies after lowering and after every pass;
+- ``interpreter``: astgen's result equals `torch.fx.Interpreter(gm).run(*args)`
+  (tensors exactly: dtype, shape, nan where nan, the sign of zero);
+- ``graphmodule``: it equals `gm(*args)` too, where FX's own codegen can print
+  the graph (FX fails on some names and constants; those graphs are skipped);
+- ``vllm``: the vLLM drop-in (`astgen.vllm`) agrees;
+- ``liveness``: at every submodule call exactly the values still needed later
+  are alive (weakref probes on every tensor a submodule returns);
+- ``statements``: the function body holds only Assign / Delete / Return;
+- ``roundtrip``: `ast.parse(ast.unparse(tree))` equals the tree, and every
+  node's `lineno` is its line in `.source`;
+- ``deterministic``: fresh compiles of the same graph, rebuilt, give
+  byte-identical source;
+- ``traceback``: an exception raised in any submodule surfaces with the
+  generated line, the FX node and a note naming it;
+- ``payloads``: no payload in a node name, keyword or string constant ever runs.
+
+`python -m astgen.fuzz` runs the same checks as a campaign: worker processes,
+a live progress line, a shared Hypothesis example database (a directory or
+Redis) and a standalone reproducer script per distinct failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import queue
+import sys
+import time
+import traceback
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+from astgen import ir, strategies, vllm
+from astgen.compiled import CompiledGraph, compile_graph
+from astgen.lower import lower
+from astgen.passes import run_passes
+
+CHECKS: tuple[str, ...] = (
+    "verifier",
+    "interpreter",
+    "graphmodule",
+    "vllm",
+    "liveness",
+    "statements",
+    "roundtrip",
+    "deterministic",
+    "traceback",
+    "payloads",
+)
+
+
+class PropertyFailure(AssertionError):
+    """A graph on which astgen breaks a property. `summary` is stable across graphs; `detail` is not."""
+
+    def __init__(self, check: str, summary: str, detail: str = "") -> None:
+        self.check = check
+        self.summary = summary
+        self.detail = detail
+        super().__init__(f"[{check}] {summary}" + (f"\n{detail}" if detail else ""))
+
+
+# ---------------------------------------------------------------- comparing results
+
+
+def difference(expected: Any, actual: Any, path: str = "result") -> str | None:
+    """Where `actual` differs from `expected`, or None. Exact: types, dtypes, nan, the sign of zero."""
+    if isinstance(expected, torch.Tensor) or isinstance(actual, torch.Tensor):
+        return _tensor_difference(expected, actual, path)
+    expected_type, actual_type = _plain_type(expected), _plain_type(actual)
+    if expected_type is not actual_type:
+        return f"{path}: type {expected_type.__name__} != {actual_type.__name__}"
+    if isinstance(expected, float):
+        same = (math.isnan(expected) and math.isnan(actual)) or (
+            expected == actual and math.copysign(1, expected) == math.copysign(1, actual)
+        )
+        return None if same else f"{path}: {expected!r} != {actual!r}"
+    if isinstance(expected, complex):
+        return difference(expected.real, actual.real, path + ".real") or difference(
+            expected.imag, actual.imag, path + ".imag"
+        )
+    if isinstance(expected, (tuple, list)):
+        if len(expected) != len(actual):
+            return f"{path}: length {len(expected)} != {len(actual)}"
+        for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            found = difference(e, a, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(expected, dict):
+        if list(expected) != list(actual):
+            return f"{path}: keys {list(expected)!r} != {list(actual)!r}"
+        for key in expected:
+            found = difference(expected[key], actual[key], f"{path}[{key!r}]")
+            if found:
+                return found
+        return None
+    if expected is actual or expected == actual:
+        return None
+    return f"{path}: {expected!r} != {actual!r}"
+
+
+def _plain_type(value: Any) -> type:
+    # FX hands list and dict arguments to callees as its immutable subclasses.
+    if isinstance(value, torch.fx.immutable_collections.immutable_list):
+        return list
+    if isinstance(value, torch.fx.immutable_collections.immutable_dict):
+        return dict
+    return type(value)
+
+
+def _tensor_difference(expected: Any, actual: Any, path: str) -> str | None:
+    if not (isinstance(expected, torch.Tensor) and isinstance(actual, torch.Tensor)):
+        return f"{path}: {type(expected).__name__} != {type(actual).__name__}"
+    for attribute in ("dtype", "shape", "device"):
+        if getattr(expected, attribute) != getattr(actual, attribute):
+            return f"{path}: {attribute} {getattr(expected, attribute)} != {getattr(actual, attribute)}"
+    if expected.is_floating_point() or expected.is_complex():
+        equal = (expected == actual) | (expected.isnan() & actual.isnan())
+        if expected.is_floating_point():
+            equal &= torch.signbit(expected) == torch.signbit(actual)
+    else:
+        equal = expected == actual
+    if bool(equal.all()):
+        return None
+    return f"{path}: values differ\n  expected {expected}\n  actual   {actual}"
+
+
+# ---------------------------------------------------------------- liveness probes
+
+
+def _tensors_in(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], torch.Tensor]]:
+    if isinstance(value, torch.Tensor):
+        yield path, value
+    elif isinstance(value, (tuple, list)):
+        for index, item in enumerate(value):
+            yield from _tensors_in(item, (*path, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors_in(item, (*path, key))
+
+
+Label = tuple[int, tuple[Any, ...]]
+
+
+class _Probe:
+    """Forward hooks on submodules: each call records which returned tensors are still alive.
+
+    A tensor is labelled by (call number, path in that call's result), which
+    is the same in the interpreter's run and astgen's.
+    """
+
+    def __init__(self) -> None:
+        self.tracked: dict[int, tuple[weakref.ref[torch.Tensor], Label]] = {}
+        self.alive_at: list[frozenset[Label]] = []
+        self.calls = 0
+
+    def before(self, module: Any, args: Any) -> None:
+        self.alive_at.append(frozenset(label for ref, label in self.tracked.values() if ref() is not None))
+
+    def after(self, module: Any, args: Any, result: Any) -> None:
+        for path, tensor in _tensors_in(result):
+            known = self.tracked.get(id(tensor))
+            if known is None or known[0]() is not tensor:
+                self.tracked[id(tensor)] = (weakref.ref(tensor), (self.calls, path))
+        self.calls += 1
+
+    def labels_in(self, value: Any) -> frozenset[Label]:
+        """The tracked tensors `value` keeps alive: those it holds, and the bases of views it holds."""
+        labels = set()
+        for _, tensor in _tensors_in(value):
+            for candidate in (tensor, tensor._base):
+                known = self.tracked.get(id(candidate)) if candidate is not None else None
+                if known is not None and known[0]() is candidate:
+                    labels.add(known[1])
+        return frozenset(labels)
+
+
+@contextlib.contextmanager
+def _hooked(
+    modules: Iterable[torch.nn.Module],
+    pre: Callable[..., Any] | None = None,
+    post: Callable[..., Any] | None = None,
+) -> Iterator[None]:
+    """Forward (pre-)hooks on `modules` for the duration; the generated code calls hooked modules through them."""
+    handles = []
+    try:
+        for module in modules:
+            if pre is not None:
+                handles.append(module.register_forward_pre_hook(pre))
+            if post is not None:
+                handles.append(module.register_forward_hook(post))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class _Labelling(torch.fx.Interpreter):
+    def __init__(self, gm: torch.fx.GraphModule, probe: _Probe) -> None:
+        super().__init__(gm)
+        self.probe = probe
+        self.labels: dict[torch.fx.Node, frozenset[Label]] = {}
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        result = super().run_node(n)
+        self.labels[n] = self.probe.labels_in(result)
+        return result
+
+
+def _submodules(gm: torch.fx.GraphModule) -> dict[str, torch.nn.Module]:
+    return {
+        node.target: gm.get_submodule(node.target)
+        for node in gm.graph.nodes
+        if node.op == "call_module" and isinstance(node.target, str)
+    }
+
+
+def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
+    """At each submodule call, the tracked tensors alive are exactly those a later node still reads."""
+    modules = list(dict.fromkeys(_submodules(gm).values()))
+    reference = _Probe()
+    with _hooked(modules, post=reference.after):
+        labelling = _Labelling(gm, reference)
+        labelling.run(*args)
+    probe = _Probe()
+    with _hooked(modules, pre=probe.before, post=probe.after):
+        compiled = compile_graph(gm)
+        compiled.fn(*args)
+    nodes = list(gm.graph.nodes)
+    position = {node: index for index, node in enumerate(nodes)}
+    by_name = {node.name: node for node in nodes}
+    # A tuple that `unpack_tuples` took apart is read once, at its first
+    # getitem; from there on only the positions read later stay alive.
+    unpacked: dict[torch.fx.Node, torch.fx.Node] = {}
+    for instruction in compiled.ir.body:
+        if isinstance(instruction, ir.Unpack) and instruction.origin is not None:
+            first = by_name[instruction.origin.node]
+            unpacked[first.args[0]] = first  # type: ignore[index]
+    calls = [node for node in nodes if node.op == "call_module"]
+    if len(probe.alive_at) != len(calls):
+        raise PropertyFailure("liveness", "submodule call count differs", f"{len(probe.alive_at)} != {len(calls)}")
+    for call, alive in zip(calls, probe.alive_at, strict=True):
+        here = position[call]
+        needed: set[Label] = set()
+        for value in nodes[:here]:
+            later = [user for user in value.users if position[user] >= here]
+            if value in unpacked and position[unpacked[value]] < here:
+                for user in later:
+                    if user.users:
+                        needed |= labelling.labels[user]
+            elif later:
+                needed |= labelling.labels[value]
+        if alive != needed:
+            extra, missing = sorted(alive - needed, key=repr), sorted(needed - alive, key=repr)
+            raise PropertyFailure(
+                "liveness",
+                "values alive at a submodule call are not exactly those needed later",
+                f"at {call.name!r}: alive but dead in the graph {extra}; needed but freed {missing}\n{compiled.source}",
+            )
+
+
+# ---------------------------------------------------------------- the other checks
+
+
+def check_statements(compiled: CompiledGraph) -> None:
+    tree = compiled.tree
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef):
+        raise PropertyFailure("statements", "the module is not one function definition", ast.dump(tree))
+    for statement in tree.body[0].body:
+        if not isinstance(statement, (ast.Assign, ast.Delete, ast.Return)):
+            raise PropertyFailure("statements", f"a {type(statement).__name__} statement", ast.unparse(statement))
+
+
+def check_roundtrip(compiled: CompiledGraph) -> None:
+    source = compiled.source
+    if ast.dump(ast.parse(source)) != ast.dump(compiled.tree):
+        raise PropertyFailure("roundtrip", "unparse -> parse changes the tree", source)
+    lines = source.splitlines()
+    (definition,) = compiled.tree.body
+    if definition.lineno != 1 or not lines[0].startswith("def "):
+        raise PropertyFailure("roundtrip", "the def is not on line 1", source)
+    for index, statement in enumerate(definition.body):  # type: ignore[attr-defined]
+        text = ast.unparse(statement)
+        if statement.lineno != index + 2 or lines[statement.lineno - 1].strip() != text:
+            raise PropertyFailure("roundtrip", "a statement's lineno is not its line", f"{text!r}\n{source}")
+        for node in ast.walk(statement):
+            if getattr(node, "lineno", statement.lineno) != statement.lineno:
+                raise PropertyFailure("roundtrip", "a node's lineno differs from its statement's", text)
+
+
+def check_deterministic(compiled: CompiledGraph, gm: torch.fx.GraphModule, rebuild: Callable[[], Any] | None) -> None:
+    """A fresh compile, of the graph built anew where it can be, gives the same bytes as the first."""
+    again = compile_graph(rebuild()[0] if rebuild is not None else gm, cache=False).source
+    if again != compiled.source:
+        raise PropertyFailure(
+            "deterministic", "compiling the graph again gives other source", f"{compiled.source}\n---\n{again}"
+        )
+
+
+class _Planted(Exception):
+    """Raised inside a submodule to check where the traceback points."""
+
+
+def _explode(module: Any, args: Any) -> None:
+    raise _Planted(type(module).__name__)
+
+
+def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
+    """Make each submodule raise in turn: the first call to it must be the line the traceback shows."""
+    submodules = _submodules(gm)
+    first_calls: dict[int, tuple[torch.nn.Module, torch.fx.Node]] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            module = submodules[node.target]
+            first_calls.setdefault(id(module), (module, node))
+    for module, node in first_calls.values():
+        with _hooked([module], pre=_explode):
+            compiled = compile_graph(gm)
+            try:
+                compiled(*args)
+            except _Planted as error:
+                caught = error
+            else:
+                raise PropertyFailure("traceback", "an exception raised in a submodule vanished", node.name)
+        frames = [frame for frame in traceback.extract_tb(caught.__traceback__) if frame.filename == compiled.filename]
+        if len(frames) != 1 or frames[0].lineno is None:
+            raise PropertyFailure("traceback", "the generated frame is not in the traceback", repr(frames))
+        line = compiled.source.splitlines()[frames[0].lineno - 1].strip()
+        origin = compiled.generated.origin_of_line(frames[0].lineno)
+        if origin is None or origin.node != node.name:
+            raise PropertyFailure("traceback", "the raising line is not the submodule's call", f"{line}\n{origin}")
+        if frames[0].line != line or line not in "".join(traceback.format_exception(caught)):
+            raise PropertyFailure("traceback", "the traceback does not show the generated line", line)
+        if not any(f"FX node {node.name!r}" in note for note in getattr(caught, "__notes__", ())):
+            raise PropertyFailure("traceback", "no note names the FX node", repr(getattr(caught, "__notes__", None)))
+
+
+def check_vllm(gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
+    code, names = vllm.generate_execution_code(gm)
+    submodules = _submodules(gm)
+    function = vllm.compile_execution_fn(code, {name: submodules[name] for name in names}, names)
+    found = difference(expected, function(*args))
+    if found:
+        raise PropertyFailure("vllm", "the vLLM drop-in differs from the interpreter", f"{found}\n{code}")
+
+
+def _mentions_payload(gm: torch.fx.GraphModule) -> bool:
+    """Whether a payload sits anywhere FX's string codegen would paste it."""
+    return any(
+        strategies.CANARY in text
+        for node in gm.graph.nodes
+        for text in (node.name, str(node.target), repr(node.args), repr(dict(node.kwargs)))
+    )
+
+
+def check_graphmodule(gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any, actual: Any) -> str:
+    """Compare astgen's result with FX's own codegen, where FX can print the graph.
+
+    FX pastes reprs into source text, so it cannot print some graphs (names,
+    opaque objects) and misprints others (a complex -0.0). Where FX's result
+    equals the interpreter's, astgen's must equal it too. Returns what FX did:
+    'agrees', 'payload' (not run: FX would paste the payload), 'cannot print'
+    or 'misprints'.
+    """
+    if _mentions_payload(gm):
+        return "payload"
+    try:
+        gm.real_recompile()  # type: ignore[operator]
+        # `forward` rather than `gm(...)`: FX's call wrapper prints to stderr on errors.
+        from_fx = gm.forward(*args)
+    except Exception:
+        return "cannot print"
+    if difference(expected, from_fx):
+        return "misprints"
+    found = difference(from_fx, actual)
+    if found:
+        raise PropertyFailure("graphmodule", "astgen differs from FX's GraphModule", found)
+    return "agrees"
+
+
+# ---------------------------------------------------------------- driver
+
+
+def check_graph(
+    gm: torch.fx.GraphModule,
+    args: Sequence[Any],
+    checks: Iterable[str] = CHECKS,
+    *,
+    rebuild: Callable[[], Any] | None = None,
+) -> None:
+    """Run `checks` on one graph; raise `PropertyFailure` (or astgen's own error) on the first that fails."""
+    wanted = set(checks)
+    unknown = wanted - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown checks: {', '.join(sorted(unknown))}")
+    strategies.clear_payload_canary()
+    expected = torch.fx.Interpreter(gm).run(*args)
+    with _stage("verifier"):
+        if "verifier" in wanted:
+            run_passes(lower(gm).function, check=True)
+    with _stage("compile"):
+        compiled = compile_graph(gm)
+    if "interpreter" in wanted or "graphmodule" in wanted:
+        with _stage("interpreter"):
+            actual = compiled(*args)
+        found = difference(expected, actual) if "interpreter" in wanted else None
+        if found:
+            raise PropertyFailure("interpreter", "astgen differs from the interpreter", f"{found}\n{compiled.source}")
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("statements", lambda: check_statements(compiled)),
+        ("roundtrip", lambda: check_roundtrip(compiled)),
+        ("deterministic", lambda: check_deterministic(compiled, gm, rebuild)),
+        ("liveness", lambda: check_liveness(gm, args)),
+        ("traceback", lambda: check_traceback(gm, args)),
+        ("vllm", lambda: check_vllm(gm, args, expected)),
+    ]
+    for name, step in steps:
+        if name in wanted:
+            with _stage(name):
+                step()
+    if strategies.payload_executed():
+        strategies.clear_payload_canary()
+        if "payloads" in wanted:
+            raise PropertyFailure("payloads", "a payload from the graph was executed", compiled.source)
+    if "graphmodule" in wanted:
+        check_graphmodule(gm, args, expected, actual)
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    try:
+        yield
+    except PropertyFailure:
+        raise
+    except Exception as error:
+        error.add_note(f"astgen.fuzz: raised during check {name!r}")
+        raise
+
+
+def check_recipe(recipe: strategies.Recipe, checks: Iterable[str] = CHECKS) -> None:
+    """Build the graph `recipe` describes and run `checks` on it."""
+    gm, args = strategies.build(recipe)
+    check_graph(gm, args, checks, rebuild=lambda: strategies.build(recipe))
+
+
+def signature(error: BaseException) -> str:
+    """What makes two failures the same bug: the check and its summary, or where astgen raised what."""
+    if isinstance(error, PropertyFailure):
+        return f"{error.check}: {error.summary}"
+    stage = next(
+        (note.split("check ")[-1].strip("'") for note in getattr(error, "__notes__", ()) if "astgen.fuzz" in note),
+        "build",
+    )
+    frames = traceback.extract_tb(error.__traceback__)
+    inner = next(
+        (f for f in reversed(frames) if f"{os.sep}astgen{os.sep}" in f.filename), frames[-1] if frames else None
+    )
+    where = f"{Path(inner.filename).name}:{inner.name}" if inner is not None else "?"
+    return f"{stage}: {type(error).__name__} in {where}"
+
+
+def reproduce(recipe: strategies.Recipe, expected_signature: str | None = None) -> int:
+    """What a reproducer script runs: print the graph and astgen's code, check it, print the difference."""
+    gm, args = strategies.build(recipe)
+    print("FX graph:")
+    print(gm.graph)
+    try:
+        print("astgen source:")
+        print(compile_graph(gm).source)
+    except Exception as error:
+        print(f"astgen cannot compile it: {type(error).__name__}: {error}")
+    try:
+        check_graph(gm, args, rebuild=lambda: strategies.build(recipe))
+    except Exception as error:
+        print(f"FAILS: {signature(error)}")
+        print("".join(traceback.format_exception(error)))
+        return 1
+    print("passes" + (f" (it failed with: {expected_signature})" if expected_signature else ""))
+    return 0
+
+
+# The reproducer is a fixed program; only the two constants change, set in its tree.
+_REPRODUCER = '''"""astgen fuzz reproducer: rebuilds the shrunk graph, runs astgen and the FX interpreter, prints the difference.
+
+Run it with `python THIS_FILE`; it exits 1 while the failure reproduces.
+"""
+import json
+import sys
+
+from astgen import fuzz
+
+SIGNATURE = None
+RECIPE = None
+
+if __name__ == "__main__":
+    sys.exit(fuzz.reproduce(json.loads(RECIPE), SIGNATURE))
+'''
+
+
+def reproducer_source(recipe: strategies.Recipe, failure_signature: str) -> str:
+    tree = ast.parse(_REPRODUCER)
+    constants = {"SIGNATURE": failure_signature, "RECIPE": json.dumps(recipe, indent=1, ensure_ascii=True)}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
+            name = statement.targets[0].id
+            if name in constants:
+                statement.value = ast.Constant(constants[name])
+    return ast.unparse(tree) + "\n"
+
+
+def write_reproducer(out: Path, recipe: strategies.Recipe, failure_signature: str) -> Path | None:
+    """Write a reproducer unless one for the same signature exists; return its path when new."""
+    out.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(failure_signature.encode()).hexdigest()[:12]
+    path = out / f"repro_{digest}.py"
+    try:
+        with path.open("x", encoding="utf-8") as file:
+            file.write(reproducer_source(recipe, failure_signature))
+    except FileExistsError:
+        return None
+    return path
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+def open_database(spec: str | None) -> ExampleDatabase | None:
+    """`redis://host:port` for Hypothesis's Redis database, a directory path, or None for none."""
+    if spec is None or spec == "none":
+        return None
+    if spec.startswith("redis://"):
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+
+        return RedisExampleDatabase(redis.Redis.from_url(spec))
+    return DirectoryBasedExampleDatabase(spec)
+
+
+@dataclass
+class _Worker:
+    """One campaign process: Hypothesis runs in batches until the deadline or its share of examples."""
+
+    index: int
+    deadline: float
+    examples: int
+    database: str | None
+    out: Path
+    report: Any
+    replay: bool
+    kinds: tuple[str, ...]
+    max_nodes: int
+    checks: tuple[str, ...]
+    count: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    last_report: float = 0.0
+
+    def run(self) -> None:
+        torch.set_num_threads(1)
+        database = open_database(self.database)
+        strategy = strategies.recipes(kinds=self.kinds, max_nodes=self.max_nodes)
+        found: dict[str, tuple[strategies.Recipe, str]] = {}
+
+        def campaign_property(recipe: strategies.Recipe) -> None:
+            self.count += 1
+            self.tick()
+            try:
+                check_recipe(recipe, self.checks)
+            except Exception as error:
+                # Hypothesis replays the shrunk example last, so it wins.
+                found[signature(error)] = (recipe, str(error))
+                raise
+
+        first = True
+        while time.monotonic() < self.deadline and self.count < self.examples:
+            phases = [Phase.explicit, Phase.reuse] if self.replay else [Phase.generate, Phase.shrink]
+            if first and not self.replay:
+                phases.insert(0, Phase.reuse)
+            batch = min(200, self.examples - self.count)
+            test = settings(
+                database=database,
+                max_examples=batch,
+                deadline=None,
+                phases=phases,
+                suppress_health_check=list(HealthCheck),
+                report_multiple_bugs=True,
+                print_blob=False,
+            )(given(strategy)(campaign_property))
+            # Hypothesis reports falsifying examples on stdout; the reproducers say it better.
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.suppress(Exception):
+                test()
+            for failure_signature, (recipe, message) in found.items():
+                if failure_signature not in self.failures:
+                    self.failures[failure_signature] = message
+                    path = write_reproducer(self.out, recipe, failure_signature)
+                    self.report.put(("failure", self.index, failure_signature, str(path) if path else None))
+            first = False
+            if self.replay:
+                break
+        self.tick(force=True)
+        self.report.put(("done", self.index, self.count, len(self.failures)))
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_report > 0.25:
+            self.last_report = now
+            self.report.put(("progress", self.index, self.count, len(self.failures)))
+
+
+def _work(worker: _Worker) -> None:
+    worker.run()
+
+
+def campaign(
+    *,
+    seconds: float | None,
+    max_examples: int | None,
+    workers: int,
+    database: str | None,
+    out: Path,
+    replay: bool = False,
+    kinds: Sequence[str] = strategies.KINDS,
+    max_nodes: int = 8,
+    checks: Sequence[str] = CHECKS,
+    stream: Any = None,
+) -> int:
+    """Run a campaign; print progress on `stream` (stderr) and return the number of distinct failures."""
+    stream = stream or sys.stderr
+    start = time.monotonic()
+    deadline = start + seconds if seconds is not None else math.inf
+    share = math.ceil(max_examples / workers) if max_examples is not None else sys.maxsize
+    context = multiprocessing.get_context("spawn")
+    report = context.Queue()
+    processes = []
+    for index in range(workers):
+        worker = _Worker(index, deadline, share, database, out, report, replay, tuple(kinds), max_nodes, tuple(checks))
+        process = context.Process(target=_work, args=(worker,), daemon=True)
+        process.start()
+        processes.append(process)
+    counts = [0] * workers
+    signatures: dict[str, str | None] = {}
+    done = 0
+    while done < workers:
+        try:
+            message = report.get(timeout=0.5)
+        except queue.Empty:
+            if not any(process.is_alive() for process in processes):
+                break
+            continue
+        kind, index = message[0], message[1]
+        if kind in ("progress", "done"):
+            counts[index] = message[2]
+            done += kind == "done"
+        elif kind == "failure":
+            signatures.setdefault(message[2], message[3])
+            stream.write(f"\nfailure: {message[2]}" + (f"\n  reproducer: {message[3]}" if message[3] else "") + "\n")
+        elapsed = time.monotonic() - start
+        stream.write(
+            f"\r[astgen.fuzz] {elapsed:6.1f}s  graphs: {sum(counts)}  ({sum(counts) / max(elapsed, 1e-9):.0f}/s)"
+            f"  failures: {len(signatures)}  workers: {workers}"
+        )
+        stream.flush()
+    for process in processes:
+        process.join(timeout=5)
+    elapsed = time.monotonic() - start
+    stream.write("\n")
+    print(
+        f"astgen.fuzz: {sum(counts)} graphs in {elapsed:.1f}s ({sum(counts) / max(elapsed, 1e-9):.0f} graphs/s,"
+        f" {workers} workers), {len(signatures)} distinct failures"
+    )
+    for failure_signature, path in signatures.items():
+        print(f"  {failure_signature}" + (f" -> {path}" if path else ""))
+    return len(signatures)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m astgen.fuzz", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, help="stop after this long (default 60 unless --max-examples)")
+    parser.add_argument("--max-examples", type=int, help="stop after this many graphs, over all workers")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--db", help="example database: a directory, redis://host:port, or none")
+    parser.add_argument("--out", type=Path, default=Path("fuzz-out"), help="where reproducers go")
+    parser.add_argument("--replay", action="store_true", help="only replay the database, draw nothing new")
+    parser.add_argument("--kinds", default=",".join(strategies.KINDS), help="node kinds to draw, comma-separated")
+    parser.add_argument("--max-nodes", type=int, default=8)
+    parser.add_argument("--checks", default=",".join(CHECKS), help="checks to run, comma-separated")
+    options = parser.parse_args(argv)
+    seconds = options.seconds if options.seconds is not None or options.max_examples is not None else 60.0
+    kinds = [kind for kind in options.kinds.split(",") if kind]
+    checks = [check for check in options.checks.split(",") if check]
+    failures = campaign(
+        seconds=seconds,
+        max_examples=options.max_examples,
+        workers=options.workers,
+        database=options.db,
+        out=options.out,
+        replay=options.replay,
+        kinds=kinds,
+        max_nodes=options.max_nodes,
+        checks=checks,
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,863 @@
+"""Hypothesis strategies for random split graphs: the shape piecewise compilers produce.
+
+A graph is drawn as a *recipe*: plain JSON data (lists, dicts, strings and
+numbers) that `build` turns into a `GraphModule` and matching arguments.
+Hypothesis shrinks the recipe, so a failing graph shrinks to a few nodes, and
+a recipe saved as JSON rebuilds the same graph anywhere (the reproducers that
+`python -m astgen.fuzz` writes do exactly that).
+
+While drawing, every node is evaluated on small real tensors, so each choice
+is made among values of the right type (a getitem key in range, a tensor that
+broadcasts) and every drawn graph runs under `torch.fx.Interpreter`.
+
+Building is cheap: the top-level module is a `_LazyGraphModule`, whose FX code
+is generated only if someone calls it, submodules are plain `nn.Module`s, and
+the one traced submodule is traced once per process.
+
+    from astgen.strategies import split_graphs
+    @given(split_graphs(max_nodes=6, kinds=VLLM_KINDS))
+    def test_my_pass(graph): gm, args = graph; ...
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import functools
+import inspect
+import math
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.fx
+from hypothesis import strategies as st
+from torch import nn
+from torch.fx._lazy_graph_module import _LazyGraphModule
+
+Recipe = dict[str, Any]
+Arg = list[Any]
+
+# ---------------------------------------------------------------- what graphs hold
+
+#: Every kind of node `recipes` can draw; pass a subset as `kinds` to narrow it.
+KINDS: tuple[str, ...] = (
+    "call_module",  # submodules returning a tensor, tuple, list, dict or nested containers
+    "getitem",  # operator.getitem with int, negative, slice, str and tensor-index keys
+    "call_function",  # operators and torch functions on tensors and sizes, and a constant sink
+    "call_method",  # tensor and int methods, kwargs included
+    "get_attr",  # buffers of the top-level module
+    "constants",  # constants of every kind as arguments, defaults and outputs
+    "int_inputs",  # int placeholders standing for SymInt sizes
+    "defaults",  # placeholders with default values
+    "names",  # adversarial node names, submodule targets and keyword names
+    "meta",  # node.meta['val'] on submodule calls, so astgen sees types
+)
+#: Exactly what vLLM's split graphs hold: placeholders, submodule calls, getitem, output.
+VLLM_KINDS: tuple[str, ...] = ("call_module", "getitem", "meta")
+
+#: When executed, each payload sets this attribute on `builtins`.
+CANARY = "ASTGEN_PAYLOAD_EXECUTED"
+PAYLOADS: tuple[str, ...] = (
+    "x; setattr(__import__('builtins'), 'ASTGEN_PAYLOAD_EXECUTED', 1)",
+    "x = 0\nsetattr(__import__('builtins'), 'ASTGEN_PAYLOAD_EXECUTED', 1)\nx",
+    "setattr(__import__('builtins'), 'ASTGEN_PAYLOAD_EXECUTED', 1)",
+    "1); setattr(__import__('builtins'), 'ASTGEN_PAYLOAD_EXECUTED', 1); (",
+    "'); setattr(__import__('builtins'), 'ASTGEN_PAYLOAD_EXECUTED', 1); ('",
+    '"""); setattr(__import__("builtins"), "ASTGEN_PAYLOAD_EXECUTED", 1); ("""',
+    "#\nsetattr(__import__('builtins'), 'ASTGEN_PAYLOAD_EXECUTED', 1)",
+    "__import__('builtins').__setattr__('ASTGEN_PAYLOAD_EXECUTED', 1) or x",
+)
+
+
+def payload_executed() -> bool:
+    """Whether any payload of `PAYLOADS` ran in this process."""
+    return hasattr(builtins, CANARY)
+
+
+def clear_payload_canary() -> None:
+    if hasattr(builtins, CANARY):
+        delattr(builtins, CANARY)
+
+
+# Names a generated function must not leak into: keywords, soft keywords,
+# builtins, dunders, names astgen itself generates, Unicode that NFKC folds
+# onto ASCII, and text that is no identifier at all.
+ADVERSARIAL_NAMES: tuple[str, ...] = (
+    "class",
+    "None",
+    "True",
+    "lambda",
+    "match",
+    "case",
+    "_",
+    "type",
+    "print",
+    "len",
+    "slice",
+    "getattr",
+    "list",
+    "torch",
+    "self",
+    "__builtins__",
+    "__name__",
+    "__class__",
+    "__",
+    "submod_0",
+    "submod_0_fn",
+    "forward",
+    "execution_fn",
+    "args",
+    "flat_args",
+    "result",
+    "x_1",
+    "getitem",
+    "ñame",
+    "\uff58",
+    "\U0001d569",
+    "名前",
+    "x\u200b",
+    "",
+    "0abc",
+    "a.b",
+    "a-b",
+    "a b",
+    "if x:",
+    *PAYLOADS,
+)
+# call_module targets and buffer names: attribute names `nn.Module` accepts (no dot, not empty).
+ADVERSARIAL_TARGETS: tuple[str, ...] = ("class", "print", "a-b", "名前", "submod_0_fn", "x", "None", "__builtins__")
+# Keyword-argument names: identifiers, keywords and text only `**{...}` can pass.
+KWARG_KEYS: tuple[str, ...] = ("alpha", "key", "class", "not-an-identifier", "a b", "名前", "", "**x", *PAYLOADS[:4])
+DICT_KEYS: tuple[str, ...] = ("a", "b", "class", "out", "a b", "'", "名前", PAYLOADS[0])
+
+DTYPES: tuple[str, ...] = ("float32", "float64", "int64", "bool", "float16", "bfloat16", "int32", "uint8")
+PIECE_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
+FLOATS: tuple[float, ...] = (0.0, -0.0, 1.5, -2.5, math.inf, -math.inf, math.nan, 1e300, 5e-324, 0.1)
+INTS: tuple[int, ...] = (0, 1, -1, 7, 2**63, -(2**63) - 1, 10**30)
+CONST_DTYPES: tuple[str, ...] = ("float16", "bool", "int64", "complex64", "bfloat16")
+DEVICES: tuple[str, ...] = ("cpu", "meta", "cuda:1")
+
+Pair = collections.namedtuple("Pair", ["first", "second"])
+
+
+class Opaque:
+    """An object with no literal form and a repr no parser accepts."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return "<Opaque " + self.tag + "> ); " + PAYLOADS[0]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Opaque) and other.tag == self.tag
+
+    def __hash__(self) -> int:
+        return hash(self.tag)
+
+
+def pack(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A constant sink: returns what it was called with, so a wrong argument shows in the output."""
+    return args, kwargs
+
+
+# ---------------------------------------------------------------- submodules
+
+
+def _number(value: Any) -> Any:
+    return value.to(torch.float32) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _weight(key: str) -> int:
+    # A weight per keyword name, so a keyword passed under the wrong name changes the result.
+    return sum(map(ord, key)) % 7 + 1
+
+
+class Piece(nn.Module):
+    """A compiled piece: real tensor work on its arguments, whose order and keywords all matter.
+
+    Every tensor it returns is freshly made, so liveness probes can follow it.
+    """
+
+    def __init__(self, out: str, arity: int = 1, keys: Sequence[str] = (), dtype: str = "float32") -> None:
+        super().__init__()
+        self.out = out
+        self.arity = arity
+        self.keys = tuple(keys)
+        self.dtype = getattr(torch, dtype)
+
+    def forward(self, x: torch.Tensor, *others: Any, scale: Any = 1.0, **named: Any) -> Any:
+        acc = x.to(torch.float32) * _number(scale)
+        for position, other in enumerate(others):
+            acc = acc - (position + 2) * _number(other)
+        for key, value in named.items():
+            acc = acc + _weight(key) * _number(value)
+        count = {"tensor": 1, "dict": len(self.keys), "nested": 4}.get(self.out, self.arity)
+        elements = [((acc + i) if i % 3 != 2 else (acc + i).sum()).to(self.dtype) for i in range(count)]
+        if self.out == "tensor":
+            return elements[0]
+        if self.out == "tuple":
+            return tuple(elements)
+        if self.out == "list":
+            return elements
+        if self.out == "dict":
+            return dict(zip(self.keys, elements, strict=True))
+        return (elements[0], [elements[1], elements[2]], {"k": elements[3]})
+
+    def extra_repr(self) -> str:
+        return f"out={self.out}, arity={self.arity}, keys={self.keys}, dtype={self.dtype}"
+
+
+def _traced_body(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x * 2 - y, (x + y).sum()
+
+
+@functools.cache
+def traced_piece() -> torch.fx.GraphModule:
+    """A piece that is itself a GraphModule, as a compiler's pieces often are; traced once."""
+    return torch.fx.symbolic_trace(_traced_body)
+
+
+def make_module(spec: dict[str, Any]) -> nn.Module:
+    if spec["kind"] == "traced":
+        return traced_piece()
+    return Piece(spec["out"], spec.get("arity", 1), spec.get("keys", ()), spec.get("dtype", "float32"))
+
+
+# ---------------------------------------------------------------- functions and methods
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "getitem": operator.getitem,
+    "getattr": builtins.getattr,
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "neg": operator.neg,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
+    "lt": operator.lt,
+    "eq": operator.eq,
+    "max": builtins.max,
+    "torch.add": torch.add,
+    "torch.mul": torch.mul,
+    "torch.sum": torch.sum,
+    "torch.where": torch.where,
+    "torch.nan_to_num": torch.nan_to_num,
+    "torch.clamp": torch.clamp,
+    "pack": pack,
+}
+
+# ---------------------------------------------------------------- decoding recipe arguments
+
+
+def decode(arg: Arg, ref: Callable[[int], Any]) -> Any:
+    """A recipe argument (a tagged list) as the object it stands for; `ref(i)` gives value i."""
+    tag = arg[0]
+    if tag == "ref":
+        return ref(arg[1])
+    if tag == "int":
+        return int(arg[1])
+    if tag == "float":
+        return float(arg[1])
+    if tag == "bool":
+        return bool(arg[1])
+    if tag == "none":
+        return None
+    if tag == "ellipsis":
+        return Ellipsis
+    if tag == "str":
+        return str(arg[1])
+    if tag == "bytes":
+        return bytes.fromhex(arg[1])
+    if tag == "complex":
+        return complex(float(arg[1]), float(arg[2]))
+    if tag == "dtype":
+        return getattr(torch, arg[1])
+    if tag == "device":
+        return torch.device(arg[1])
+    if tag == "opaque":
+        return Opaque(arg[1])
+    if tag == "slice":
+        return slice(*(decode(part, ref) for part in arg[1:4]))
+    if tag == "tuple":
+        return tuple(decode(item, ref) for item in arg[1])
+    if tag == "list":
+        return [decode(item, ref) for item in arg[1]]
+    if tag == "dict":
+        return {decode(key, ref): decode(value, ref) for key, value in arg[1]}
+    if tag == "pair":
+        return Pair(decode(arg[1], ref), decode(arg[2], ref))
+    raise ValueError(f"unknown recipe tag {tag!r}")
+
+
+def encode_float(value: float) -> Arg:
+    return ["float", repr(value)]
+
+
+def make_tensor(spec: dict[str, Any]) -> torch.Tensor:
+    """An input or buffer tensor: deterministic values, with nan, inf and -0.0 where `fill` says."""
+    shape = tuple(spec["shape"])
+    base = torch.arange(math.prod(shape), dtype=torch.float64) * 0.5 - spec.get("offset", 0)
+    dtype = getattr(torch, spec["dtype"])
+    if spec.get("fill") == "special" and dtype.is_floating_point:
+        specials = torch.tensor([math.nan, math.inf, -math.inf, -0.0], dtype=torch.float64)
+        base[::3] = specials.repeat(base[::3].numel() // 4 + 1)[: base[::3].numel()]
+    base = base.reshape(shape)
+    return base > 0 if dtype is torch.bool else base.to(dtype)
+
+
+# ---------------------------------------------------------------- building
+
+
+def build(recipe: Recipe) -> tuple[torch.fx.GraphModule, tuple[Any, ...]]:
+    """The `GraphModule` and arguments a recipe describes; deterministic and cheap."""
+    graph = torch.fx.Graph()
+    root: dict[str, Any] = {}
+    nodes: list[torch.fx.Node] = []
+
+    def ref(index: int) -> torch.fx.Node:
+        return nodes[index]
+
+    modules = [make_module(spec) for spec in recipe["modules"]]
+    args: list[Any] = []
+    for position, spec in enumerate(recipe["inputs"]):
+        default = decode(spec["default"], ref) if "default" in spec else inspect.Signature.empty
+        nodes.append(graph.placeholder(f"arg{position}", default_value=default))
+        if position < recipe["passed"]:
+            args.append(make_tensor(spec) if spec["kind"] == "tensor" else decode(spec["value"], ref))
+    for spec in recipe["nodes"]:
+        op = spec["op"]
+        node_args = tuple(decode(arg, ref) for arg in spec.get("args", ()))
+        node_kwargs = {key: decode(value, ref) for key, value in spec.get("kwargs", ())}
+        if op == "call_module":
+            target = recipe["targets"][spec["module"]]
+            root[target] = modules[spec["module"]]
+            node = graph.create_node("call_module", target, node_args, node_kwargs)
+        elif op == "get_attr":
+            buffer = recipe["buffers"][spec["buffer"]]
+            root[buffer["name"]] = make_tensor(buffer)
+            node = graph.create_node("get_attr", buffer["name"])
+        elif op == "call_method":
+            node = graph.create_node("call_method", spec["method"], node_args, node_kwargs)
+        else:
+            node = graph.create_node("call_function", FUNCTIONS[spec["function"]], node_args, node_kwargs)
+        nodes.append(node)
+    graph.output(decode(recipe["output"], ref))
+    _apply_names(nodes, recipe.get("names", {}))
+    gm = _LazyGraphModule(root, graph)
+    if recipe.get("meta"):
+        _set_meta(gm, nodes, recipe["meta"], args)
+    return gm, tuple(args)
+
+
+def _apply_names(nodes: list[torch.fx.Node], names: dict[str, str]) -> None:
+    # Assigned after the graph is built, past FX's own sanitizing; a name
+    # another node already has is skipped, since FX keeps names unique.
+    taken = {node.name for node in nodes}
+    for index, name in sorted(names.items(), key=lambda item: int(item[0])):
+        node = nodes[int(index)]
+        if name in taken:
+            continue
+        taken.discard(node.name)
+        node.name = name
+        if node.op == "placeholder" and not name.startswith("*"):
+            node.target = name
+        taken.add(name)
+
+
+def _set_meta(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], indices: Iterable[int], args: list[Any]) -> None:
+    """`meta['val']` for the chosen nodes: the example values a tracing compiler records."""
+    wanted = {nodes[index] for index in indices}
+    values = _Recorder(gm).values(*args)
+    for node in wanted:
+        node.meta["val"] = values[node]
+
+
+class _Recorder(torch.fx.Interpreter):
+    def values(self, *args: Any) -> dict[torch.fx.Node, Any]:
+        self.recorded: dict[torch.fx.Node, Any] = {}
+        self.run(*args)
+        return self.recorded
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        result = super().run_node(n)
+        self.recorded[n] = result
+        return result
+
+
+# ---------------------------------------------------------------- drawing
+
+
+@functools.cache
+def _below(n: int) -> st.SearchStrategy[int]:
+    return st.integers(0, n - 1)
+
+
+@functools.cache
+def _between(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+_FLAG = st.booleans()
+
+
+@functools.cache
+def _constants(depth: int = 2) -> st.SearchStrategy[Arg]:
+    """Constants of every kind, as tagged recipe arguments; simplest first, for shrinking."""
+    leaves: list[st.SearchStrategy[Arg]] = [
+        st.one_of(st.integers(-3, 9), st.sampled_from(INTS)).map(lambda n: ["int", n]),
+        st.sampled_from(FLOATS).map(encode_float),
+        st.booleans().map(lambda b: ["bool", b]),
+        st.just(["none"]),
+        st.just(["ellipsis"]),
+        st.one_of(
+            st.sampled_from(("", "a", "'", '"', "\\", "\n", "名前", "{x}", "%s", *PAYLOADS)),
+            st.text(st.characters(exclude_categories=["Cs"]), max_size=4),
+        ).map(lambda s: ["str", s]),
+        st.binary(max_size=3).map(lambda b: ["bytes", b.hex()]),
+        st.tuples(st.sampled_from(FLOATS), st.sampled_from(FLOATS)).map(
+            lambda parts: ["complex", repr(parts[0]), repr(parts[1])]
+        ),
+        st.sampled_from(CONST_DTYPES).map(lambda d: ["dtype", d]),
+        st.sampled_from(DEVICES).map(lambda d: ["device", d]),
+        st.sampled_from(("a", "b")).map(lambda tag: ["opaque", tag]),
+    ]
+    small = st.one_of(st.just(["none"]), st.integers(-3, 3).map(lambda n: ["int", n]))
+    leaves.append(st.tuples(small, small, small).map(lambda parts: ["slice", *parts]))
+    leaf = st.one_of(leaves)
+    if depth == 0:
+        return leaf
+    inner = _constants(depth - 1)
+    return st.one_of(
+        leaf,
+        st.lists(inner, max_size=3).map(lambda items: ["tuple", items]),
+        st.lists(inner, max_size=3).map(lambda items: ["list", items]),
+        st.lists(st.tuples(st.sampled_from(DICT_KEYS).map(lambda k: ["str", k]), inner), max_size=2).map(
+            lambda items: ["dict", [list(item) for item in items]]
+        ),
+        st.tuples(inner, inner).map(lambda items: ["pair", *items]),
+    )
+
+
+def _broadcast(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
+    """The shape `a` and `b` broadcast to, or None where they do not."""
+    width = max(len(a), len(b))
+    padded_a = (1,) * (width - len(a)) + tuple(a)
+    padded_b = (1,) * (width - len(b)) + tuple(b)
+    if any(x != y and 1 not in (x, y) for x, y in zip(padded_a, padded_b, strict=True)):
+        return None
+    return tuple(y if x == 1 else x for x, y in zip(padded_a, padded_b, strict=True))
+
+
+def _broadcasts(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return _broadcast(a.shape, b.shape) is not None
+
+
+class _Drawer:
+    """Draws one recipe, evaluating each node as it goes so every choice is well typed."""
+
+    def __init__(self, draw: Callable[..., Any], kinds: frozenset[str], max_inputs: int) -> None:
+        self.draw = draw
+        self.kinds = kinds
+        self.values: list[Any] = []
+        self.recipe: Recipe = {"inputs": [], "modules": [], "targets": [], "buffers": [], "nodes": []}
+        self.max_inputs = max_inputs
+
+    # ------------------------------------------------------------ choices
+
+    def choose(self, options: Sequence[Any]) -> Any:
+        """One of `options`; shrinks toward the first."""
+        return options[self.draw(_below(len(options)))]
+
+    def flag(self) -> bool:
+        return bool(self.draw(_FLAG))
+
+    def integer(self, low: int, high: int) -> int:
+        return int(self.draw(_between(low, high)))
+
+    def pick(self, indices: Sequence[int]) -> int:
+        return int(self.choose(indices))
+
+    def some(self, make: Callable[[], Any], low: int, high: int) -> list[Any]:
+        return [make() for _ in range(self.integer(low, high))]
+
+    def where(self, test: Callable[[Any], bool]) -> list[int]:
+        return [index for index, value in enumerate(self.values) if test(value)]
+
+    def tensors(self, test: Callable[[torch.Tensor], bool] = lambda t: True) -> list[int]:
+        return self.where(lambda v: isinstance(v, torch.Tensor) and test(v))
+
+    def ints(self) -> list[int]:
+        return self.where(lambda v: type(v) is int)
+
+    def constant(self) -> Arg:
+        return list(self.draw(_constants()))
+
+    def number(self, tensor_ok: bool = True) -> Arg:
+        """A scalar argument for tensor arithmetic: an int or float constant, or an int value."""
+        choices = self.ints() + (self.tensors(lambda t: t.dim() == 0) if tensor_ok else [])
+        kind = self.choose(("int", "float", "ref") if choices else ("int", "float"))
+        if kind == "int":
+            return ["int", self.integer(-3, 5)]
+        if kind == "float":
+            return encode_float(self.choose(FLOATS))
+        return ["ref", self.pick(choices)]
+
+    def name_for(self, index: int) -> None:
+        if "names" not in self.kinds:
+            return
+        if self.flag():
+            self.recipe.setdefault("names", {})[str(index)] = self.choose(ADVERSARIAL_NAMES)
+
+    def evaluate(self, arg: Arg) -> Any:
+        return decode(arg, self.values.__getitem__)
+
+    # ------------------------------------------------------------ inputs
+
+    def inputs(self, shape: list[int]) -> None:
+        count = self.integer(1, self.max_inputs)
+        for position in range(count):
+            kind = "tensor"
+            if position and "int_inputs" in self.kinds and self.flag():
+                kind = "int"
+            if kind == "tensor":
+                dims = shape if position == 0 else self.choose([shape, shape[1:], [1] * len(shape)])
+                spec: dict[str, Any] = {
+                    "kind": "tensor",
+                    "dtype": "float32" if position == 0 else self.choose(DTYPES),
+                    "shape": list(dims),
+                    "fill": self.choose(("arange", "special")),
+                    "offset": self.integer(0, 3),
+                }
+                value: Any = make_tensor(spec)
+            else:
+                number = self.choose((*shape, 0, 1, 5))
+                spec = {"kind": "int", "value": ["int", number]}
+                value = number
+            self.recipe["inputs"].append(spec)
+            self.values.append(value)
+        passed = count
+        if "defaults" in self.kinds and count > 1:
+            defaulted = self.integer(0, count - 1)
+            for spec in self.recipe["inputs"][count - defaulted :]:
+                spec["default"] = self.constant() if "constants" in self.kinds else ["int", 1]
+            passed = count - defaulted + self.integer(0, defaulted)
+            for position in range(passed, count):
+                self.values[position] = self.evaluate(self.recipe["inputs"][position]["default"])
+        self.recipe["passed"] = passed
+        for position in range(count):
+            self.name_for(position)
+
+    # ------------------------------------------------------------ nodes
+
+    def node(self) -> None:
+        makers: list[Callable[[], dict[str, Any] | None]] = []
+        if "call_module" in self.kinds:
+            makers.append(self.call_module)
+        if "getitem" in self.kinds and self.getitem_sources():
+            makers.append(self.getitem)
+        if "call_function" in self.kinds:
+            makers.append(self.call_function)
+        if "call_method" in self.kinds:
+            makers.append(self.call_method)
+        if "get_attr" in self.kinds:
+            makers.append(self.get_attr)
+        spec = self.choose(makers)()
+        try:
+            value = self.run(spec)
+        except Exception as error:
+            error.add_note(f"astgen.strategies: drawing {spec}")
+            raise
+        self.recipe["nodes"].append(spec)
+        self.values.append(value)
+        self.name_for(len(self.values) - 1)
+        if spec["op"] == "call_module" and "meta" in self.kinds and self.flag():
+            self.recipe.setdefault("meta", []).append(len(self.values) - 1)
+
+    def run(self, spec: dict[str, Any]) -> Any:
+        args = [self.evaluate(arg) for arg in spec.get("args", ())]
+        kwargs = {key: self.evaluate(value) for key, value in spec.get("kwargs", ())}
+        op = spec["op"]
+        if op == "call_module":
+            return make_module(self.recipe["modules"][spec["module"]])(*args, **kwargs)
+        if op == "get_attr":
+            return make_tensor(self.recipe["buffers"][spec["buffer"]])
+        if op == "call_method":
+            return getattr(args[0], spec["method"])(*args[1:], **kwargs)
+        return FUNCTIONS[spec["function"]](*args, **kwargs)
+
+    def call_module(self) -> dict[str, Any]:
+        modules = self.recipe["modules"]
+        if modules and self.flag():
+            index = self.integer(0, len(modules) - 1)
+        else:
+            out = self.choose(("tensor", "tuple", "list", "dict", "nested", "traced"))
+            if out == "traced":
+                spec: dict[str, Any] = {"kind": "traced"}
+            else:
+                spec = {"kind": "piece", "out": out, "dtype": self.choose(PIECE_DTYPES)}
+                if out in ("tuple", "list"):
+                    spec["arity"] = self.integer(1, 4)
+                if out == "dict":
+                    spec["keys"] = sorted(set(self.some(lambda: self.choose(DICT_KEYS), 1, 3)), key=DICT_KEYS.index)
+            modules.append(spec)
+            target = f"submod_{len(modules) - 1}"
+            if "names" in self.kinds:
+                target = self.choose((target, *ADVERSARIAL_TARGETS))
+                if target in self.recipe["targets"] or target in self.buffer_names():
+                    target = f"submod_{len(modules) - 1}"
+            self.recipe["targets"].append(target)
+            index = len(modules) - 1
+        if modules[index]["kind"] == "traced":
+            # The traced body computes `x * 2 - y`, which torch refuses for bool tensors.
+            first = self.pick(self.tensors(lambda t: t.dtype is not torch.bool))
+            x = self.values[first]
+            second = self.pick(self.tensors(lambda t: _broadcasts(t, x) and t.dtype is not torch.bool))
+            return {"op": "call_module", "module": index, "args": [["ref", first], ["ref", second]]}
+        first = self.pick(self.tensors())
+        x = self.values[first]
+        args: list[Arg] = [["ref", first]]
+        shape = x.shape
+        for _ in range(self.integer(0, 2)):
+            if self.flag():
+                candidates = self.tensors(lambda t: _can_broadcast_to(t, shape))
+                args.append(["ref", self.pick(candidates)])
+            else:
+                args.append(self.number())
+        kwargs: list[list[Any]] = []
+        if self.flag():
+            kwargs.append(["scale", self.number()])
+        if self.flag():
+            keys = KWARG_KEYS if "names" in self.kinds else KWARG_KEYS[:2]
+            kwargs.append([self.choose(keys), self.number()])
+        return {"op": "call_module", "module": index, "args": args, "kwargs": kwargs}
+
+    def buffer_names(self) -> list[str]:
+        return [buffer["name"] for buffer in self.recipe["buffers"]]
+
+    def get_attr(self) -> dict[str, Any]:
+        buffers = self.recipe["buffers"]
+        if buffers and self.flag():
+            return {"op": "get_attr", "buffer": self.integer(0, len(buffers) - 1)}
+        first = self.values[0]
+        name = f"buf{len(buffers)}"
+        if "names" in self.kinds:
+            name = self.choose((name, *ADVERSARIAL_TARGETS))
+            if name in self.recipe["targets"] or name in self.buffer_names():
+                name = f"buf{len(buffers)}"
+        shape = list(first.shape) if isinstance(first, torch.Tensor) else [2]
+        buffers.append(
+            {
+                "name": name,
+                "dtype": self.choose(DTYPES),
+                "shape": shape,
+                "fill": "special",
+                "offset": 1,
+            }
+        )
+        return {"op": "get_attr", "buffer": len(buffers) - 1}
+
+    def getitem_sources(self) -> list[int]:
+        def indexable(value: Any) -> bool:
+            if isinstance(value, torch.Tensor):
+                return value.dim() >= 1 and value.shape[0] >= 1
+            return isinstance(value, (tuple, list)) or (isinstance(value, dict) and bool(value))
+
+        return self.where(indexable)
+
+    def getitem(self) -> dict[str, Any]:
+        source = self.pick(self.getitem_sources())
+        value = self.values[source]
+        key: Arg
+        if isinstance(value, dict):
+            key = ["str", self.choose(list(value))]
+        elif isinstance(value, torch.Tensor):
+            n = value.shape[0]
+            kinds = ["int", "slice"]
+            if value.dim() >= 2 and value.shape[-1] >= 1:
+                kinds.append("ellipsis")
+            if value.dim() >= 2 and value.shape[1] >= 1:
+                kinds.append("columns")
+            kind = self.choose(kinds)
+            if kind == "int":
+                key = ["int", self.integer(-n, n - 1)]
+            elif kind == "slice":
+                key = ["slice", ["int", self.integer(-n, n)], ["int", self.integer(-n, n)], ["none"]]
+            elif kind == "ellipsis":
+                last = value.shape[-1]
+                key = ["tuple", [["ellipsis"], ["int", self.integer(-last, last - 1)]]]
+            else:
+                key = ["tuple", [["slice", ["none"], ["none"], ["none"]], ["int", 0]]]
+        else:
+            n = len(value)
+            if n and self.flag():
+                key = ["int", self.integer(-n, n - 1)]
+            else:
+
+                def bound() -> Arg:
+                    return ["int", self.integer(-n - 1, n + 1)] if self.flag() else ["none"]
+
+                step = self.choose((None, 1, 2, -1))
+                key = ["slice", bound(), bound(), ["none"] if step is None else ["int", step]]
+        return {"op": "call_function", "function": "getitem", "args": [["ref", source], key]}
+
+    def call_function(self) -> dict[str, Any]:
+        options: list[Callable[[], dict[str, Any]]] = [self.tensor_function]
+        if self.ints():
+            options.append(self.int_function)
+        if "constants" in self.kinds:
+            options.append(self.pack)
+        return self.choose(options)()
+
+    def tensor_function(self) -> dict[str, Any]:
+        first = self.pick(self.tensors())
+        a = self.values[first]
+        floating = a.dtype.is_floating_point
+        names = ["add", "mul", "torch.add", "torch.mul", "torch.sum", "getattr"]
+        if a.dtype is not torch.bool:
+            names += ["sub", "neg"]
+        if floating:
+            names += ["torch.nan_to_num", "torch.clamp"]
+        if a.dtype is torch.bool:
+            names.append("torch.where")
+        function = self.choose(names)
+        args: list[Arg] = [["ref", first]]
+        kwargs: list[list[Any]] = []
+        if function in ("add", "mul", "sub", "torch.add", "torch.mul", "torch.where"):
+            other = self.tensors(lambda t: _broadcasts(t, a) and (function != "sub" or t.dtype is not torch.bool))
+            args.append(["ref", self.pick(other)] if self.flag() else self.number(tensor_ok=False))
+            if function == "torch.where":
+                args.append(self.number(tensor_ok=False))
+            if function == "torch.add" and floating and self.flag():
+                kwargs.append(["alpha", ["int", self.integer(-2, 3)]])
+        elif function == "torch.nan_to_num":
+            kwargs = [[key, encode_float(self.choose(FLOATS[:6]))] for key in ("nan", "posinf")]
+        elif function == "torch.clamp":
+            kwargs = [["min", encode_float(-math.inf)], ["max", encode_float(self.choose(FLOATS[:6]))]]
+        elif function == "getattr":
+            args.append(["str", self.choose(("shape", "ndim", "dtype"))])
+        return {"op": "call_function", "function": function, "args": args, "kwargs": kwargs}
+
+    def int_function(self) -> dict[str, Any]:
+        ints = self.ints()
+        function = self.choose(("add", "mul", "sub", "neg", "floordiv", "mod", "lt", "eq", "max"))
+        args: list[Arg] = [["ref", self.pick(ints)]]
+        if function != "neg":
+            if function in ("floordiv", "mod"):
+                args.append(["int", self.choose((2, -3, 7))])
+            else:
+                args.append(["ref", self.pick(ints)] if self.flag() else ["int", 3])
+        return {"op": "call_function", "function": function, "args": args}
+
+    def pack(self) -> dict[str, Any]:
+        def anything() -> Arg:
+            return self.constant() if self.flag() else ["ref", self.integer(0, len(self.values) - 1)]
+
+        args = self.some(anything, 0, 3)
+        keys = KWARG_KEYS if "names" in self.kinds else ("alpha", "key")
+        kwargs: dict[str, Arg] = {}
+        for _ in range(self.integer(0, 3)):
+            kwargs[self.choose(keys)] = anything()
+        return {"op": "call_function", "function": "pack", "args": args, "kwargs": [list(kv) for kv in kwargs.items()]}
+
+    def call_method(self) -> dict[str, Any]:
+        tensors = self.tensors()
+        ints = self.ints()
+        if ints and self.flag():
+            receiver = self.pick(ints)
+            method = self.choose(("bit_length", "__add__", "__mul__"))
+            args: list[Arg] = [["ref", receiver]]
+            if method != "bit_length":
+                args.append(["ref", self.pick(ints)])
+            return {"op": "call_method", "method": method, "args": args}
+        receiver = self.pick(tensors)
+        t = self.values[receiver]
+        methods = ["clone", "float", "size", "numel", "to", "sum", "mul"]
+        if t.dtype is not torch.bool:
+            methods += ["neg", "add"]
+        method = self.choose(methods)
+        args = [["ref", receiver]]
+        kwargs: list[list[Any]] = []
+        if method == "size" and t.dim() and self.flag():
+            args.append(["int", self.integer(-t.dim(), t.dim() - 1)])
+        elif method == "to":
+            if self.flag():
+                args.append(["dtype", self.choose(("float64", "float16", "int64", "bool"))])
+            else:
+                kwargs.append(["device", ["device", "cpu"]])
+        elif method == "sum" and t.dim():
+            kwargs.append(["dim", ["int", self.integer(-t.dim(), t.dim() - 1)]])
+            kwargs.append(["keepdim", ["bool", self.flag()]])
+        elif method in ("add", "mul"):
+            other = self.tensors(lambda o: _can_broadcast_to(o, t.shape))
+            args.append(["ref", self.pick(other)] if self.flag() else self.number(tensor_ok=False))
+            if method == "add" and t.dtype.is_floating_point and self.flag():
+                kwargs.append(["alpha", ["int", self.integer(-2, 3)]])
+        return {"op": "call_method", "method": method, "args": args, "kwargs": kwargs}
+
+    # ------------------------------------------------------------ output
+
+    def output(self) -> None:
+        count = len(self.values)
+
+        def item() -> Arg:
+            if "constants" in self.kinds and self.flag():
+                return list(self.draw(_constants(1)))
+            return ["ref", self.integer(0, count - 1)]
+
+        items = self.some(item, 1, 4)
+        shape = self.choose(("tuple", "single", "list", "dict", "nested"))
+        output: Arg
+        if shape == "single":
+            output = items[0]
+        elif shape == "list":
+            output = ["list", items]
+        elif shape == "dict":
+            output = ["dict", [[["str", key], value] for key, value in zip(DICT_KEYS, items, strict=False)]]
+        elif shape == "nested":
+            output = ["tuple", [items[0], ["list", items[1:]], ["dict", [[["str", "k"], items[-1]]]]]]
+        else:
+            output = ["tuple", items]
+        self.recipe["output"] = output
+
+
+def _can_broadcast_to(t: torch.Tensor, shape: torch.Size) -> bool:
+    return _broadcast(t.shape, shape) == tuple(shape)
+
+
+@st.composite
+def recipes(
+    draw: Callable[..., Any],
+    *,
+    min_nodes: int = 1,
+    max_nodes: int = 8,
+    kinds: Iterable[str] = KINDS,
+    max_inputs: int = 3,
+) -> Recipe:
+    """A recipe for one split graph; `build(recipe)` makes it.
+
+    `kinds` (a subset of `KINDS`) says which node kinds and features to draw;
+    `VLLM_KINDS` gives exactly the shape of vLLM's split graphs. Every graph
+    has at least one tensor input and `min_nodes` to `max_nodes` nodes.
+    """
+    chosen = frozenset(kinds)
+    unknown = chosen - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds: {', '.join(sorted(unknown))}")
+    drawer = _Drawer(draw, chosen, max_inputs)
+    shape = [drawer.choose((2, 1, 3, 0)) for _ in range(drawer.integer(0, 3))]
+    drawer.recipe["shape"] = shape
+    drawer.inputs(shape)
+    for _ in range(drawer.integer(min_nodes, max_nodes)):
+        drawer.node()
+    drawer.output()
+    return drawer.recipe
+
+
+def split_graphs(
+    *, min_nodes: int = 1, max_nodes: int = 8, kinds: Iterable[str] = KINDS, max_inputs: int = 3
+) -> st.SearchStrategy[tuple[torch.fx.GraphModule, tuple[Any, ...]]]:
+    """`(gm, args)` pairs: a split graph and inputs for it. See `recipes` for the parameters."""
+    return recipes(min_nodes=min_nodes, max_nodes=max_nodes, kinds=kinds, max_inputs=max_inputs).map(build)
