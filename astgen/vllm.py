@@ -11,7 +11,9 @@ Objects other than submodules are bound by reference, so `code` alone cannot
 carry them: `generate_execution_code` records them for `compile_execution_fn`
 of the same code text in this process, for as long as `split_gm` is alive.
 Code text from elsewhere is parsed and accepted when it reads no global but
-builtins and submodules.
+builtins and submodules. Two live graphs can give the same code text while
+binding different objects (two copies of a model, different weights): the
+text alone cannot say which one is meant, so it is refused, never guessed.
 """
 
 from __future__ import annotations
@@ -46,14 +48,23 @@ class _Recorded:
     slot_of_target: dict[str, int]
 
 
-_recorded: dict[str, _Recorded] = {}
+# Every live graph's entry, by code text.
+_recorded: dict[str, list[_Recorded]] = {}
 _lock = threading.Lock()
 
 
 def _forget(code: str, entry: _Recorded) -> None:
     with _lock:
-        if _recorded.get(code) is entry:
-            del _recorded[code]
+        entries = _recorded.get(code, [])
+        if entry in entries:
+            entries.remove(entry)
+        if not entries:
+            _recorded.pop(code, None)
+
+
+def _same_object(a: object, b: object) -> bool:
+    # Each lowering makes its own bound-method object (`process_inputs`).
+    return a is b or (isinstance(a, types.MethodType) and a == b)
 
 
 def generate_execution_code(split_gm: torch.fx.GraphModule) -> tuple[str, list[str]]:
@@ -73,7 +84,7 @@ def generate_execution_code(split_gm: torch.fx.GraphModule) -> tuple[str, list[s
     entry = _Recorded(generated, bindings, slot_of_target)
     code = generated.source
     with _lock:
-        _recorded[code] = entry
+        _recorded.setdefault(code, []).append(entry)
     weakref.finalize(split_gm, _forget, code, entry)
     return code, submod_names
 
@@ -88,14 +99,23 @@ def compile_execution_fn(
     if missing:
         raise CodegenError(f"submod_callables lacks {', '.join(map(repr, missing))}")
     with _lock:
-        entry = _recorded.get(code)
-    if entry is None:
+        entries = list(_recorded.get(code, ()))
+    if not entries:
         return _compile_foreign(code, submod_callables, submod_names)
+    entry = entries[-1]
+    if any(not all(map(_same_object, other.bindings, entry.bindings)) for other in entries[:-1]):
+        raise CodegenError(
+            f"{len(entries)} live graphs generated this code text but bind different objects "
+            "(constants, get_attr tensors); the text cannot say which graph is meant"
+        )
     bindings = list(entry.bindings)
     for name in submod_names:
         if name not in entry.slot_of_target:
             raise CodegenError(f"the code never calls submodule {name!r}")
         bindings[entry.slot_of_target[name]] = fast_callable(submod_callables[name])
+    unbound = [target for target in entry.slot_of_target if target not in submod_names]
+    if unbound:
+        raise CodegenError(f"the code calls {', '.join(map(repr, unbound))}, which submod_names lacks")
     return bind(entry.generated, tuple(bindings))
 
 
