@@ -48,14 +48,17 @@ def load_factory_graph(target: str) -> torch.fx.GraphModule:
         raise UsageError(f"target {target!r} is not of the form package.module:factory")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise UsageError(f"cannot import module {module_name!r}: {error}") from None
+    except Exception as error:  # importing runs the module's code: any failure is the target's
+        raise UsageError(f"cannot import module {module_name!r}: {type(error).__name__}: {error}") from None
     factory: object = module
     for part in attribute.split("."):
         if not hasattr(factory, part):
             raise UsageError(f"module {module_name!r} has no attribute {attribute!r}")
         factory = getattr(factory, part)
-    graph = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
+    try:
+        graph = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
+    except Exception as error:  # the factory is user code: report its failure, not our traceback
+        raise UsageError(f"{target} raised {type(error).__name__}: {error}") from None
     if not isinstance(graph, torch.fx.GraphModule):
         raise UsageError(f"{target} gave a {type(graph).__name__}, not a torch.fx.GraphModule")
     return graph
@@ -81,10 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             gm = examples.EXAMPLES[args.example or examples.DEFAULT_EXAMPLE]()
         sys.stdout.write(render(gm, format=args.format, renderer=args.renderer, annotate=args.annotate))
     except (UsageError, CodegenError) as error:
-        print(
-            f"astgen.dump: {error}".splitlines()[0] if isinstance(error, UsageError) else f"astgen.dump: {error}",
-            file=sys.stderr,
-        )
+        # One line, whatever the message holds: a CodegenError adds its node on lines of its own.
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"astgen.dump: {message}", file=sys.stderr)
         return 2
     return 0
 
