@@ -207,10 +207,14 @@ class _Builder:
         if isinstance(instruction, ir.Return):
             return self.at(ast.Return(value=self.operand(instruction.value)))
         if isinstance(instruction, ir.Unpack):
-            targets: list[ast.expr] = [self.name(value.name, ast.Store()) for value in instruction.results]
-            target = self.at(ast.Tuple(elts=targets, ctx=ast.Store()))
-            return self.assign(target, self.name(instruction.source.name))
-        return self.assign(self.name(instruction.result.name, ast.Store()), self.expression(instruction))
+            return self.assign(self.target(instruction.results), self.name(instruction.source.name))
+        return self.assign(self.target(instruction.result), self.expression(instruction))
+
+    def target(self, result: ir.Result) -> ast.expr:
+        if isinstance(result, ir.Value):
+            return self.name(result.name, ast.Store())
+        names: list[ast.expr] = [self.name(value.name, ast.Store()) for value in result]
+        return self.at(ast.Tuple(elts=names, ctx=ast.Store()))
 
     def expression(self, instruction: ir.Instruction) -> ast.expr:
         if isinstance(instruction, (ir.CallModule, ir.CallFunction)):
@@ -260,11 +264,31 @@ def _arguments(function: ir.Function, header: _Builder) -> ast.arguments:
     )
 
 
+def _returns_last_result(function: ir.Function) -> bool:
+    """Whether the body ends `v = <expr>; return v`, which is written `return <expr>`."""
+    if len(function.body) < 2:
+        return False
+    last, returned = function.body[-2], function.body[-1]
+    result = getattr(last, "result", None)
+    return isinstance(returned, ir.Return) and isinstance(result, ir.Value) and returned.value == result
+
+
 def emit(function: ir.Function) -> ast.Module:
-    """The module `def <name>(params): <body>` for `function`; positions set on every node."""
+    """The module `def <name>(params): <body>` for `function`; positions set on every node.
+
+    Statement i stands for instruction i, except that `v = <expr>; return v`
+    at the end becomes one `return <expr>` on the line of `<expr>`.
+    """
     header = _Builder(1)
     names = _reused_names(function)
-    body = [_Builder(index + 2, names).statement(instruction) for index, instruction in enumerate(function.body)]
+    instructions = function.body
+    fused_return = _returns_last_result(function)
+    if fused_return:
+        instructions = instructions[:-1]
+    body = [_Builder(index + 2, names).statement(instruction) for index, instruction in enumerate(instructions)]
+    if fused_return:
+        last = _Builder(len(body) + 1, names)
+        body[-1] = last.at(ast.Return(value=last.expression(instructions[-1])))
     definition = header.at(
         ast.FunctionDef(
             name=function.name, args=_arguments(function, header), body=body, decorator_list=[], returns=None

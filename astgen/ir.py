@@ -177,6 +177,9 @@ class Starred:
 
 Operand = Value | Const | Global | Builtin | TupleOf | ListOf | DictOf | SliceOf | NamedTupleOf | Starred
 Kwargs = tuple[tuple[str, Operand], ...]
+# What a call binds: one value, or a tuple of known arity unpacked straight
+# from the call (`a, b = f(x)`), written by `passes.unpack_tuples`.
+Result = Value | tuple[Value, ...]
 
 # ---------------------------------------------------------------- instructions
 
@@ -199,7 +202,7 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class CallModule:
-    result: Value
+    result: Result
     module: Global
     target: str
     args: tuple[Operand, ...]
@@ -209,7 +212,7 @@ class CallModule:
 
 @dataclass(frozen=True, slots=True)
 class CallFunction:
-    result: Value
+    result: Result
     function: Global | Builtin
     args: tuple[Operand, ...]
     kwargs: Kwargs
@@ -218,7 +221,7 @@ class CallFunction:
 
 @dataclass(frozen=True, slots=True)
 class CallMethod:
-    result: Value
+    result: Result
     receiver: Operand
     method: str
     args: tuple[Operand, ...]
@@ -382,7 +385,9 @@ def defines(instruction: Instruction) -> tuple[Value, ...]:
     if isinstance(instruction, Unpack):
         return instruction.results
     result = getattr(instruction, "result", None)
-    return (result,) if result is not None else ()
+    if result is None:
+        return ()
+    return result if isinstance(result, tuple) else (result,)
 
 
 # ---------------------------------------------------------------- verifier
@@ -469,7 +474,9 @@ def _format_call(args: tuple[Operand, ...], kwargs: Kwargs) -> str:
     return ", ".join(parts)
 
 
-def _typed(value: Value) -> str:
+def _typed(value: Value | tuple[Value, ...]) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(_typed(item) for item in value)
     return f"%{value.name}: {value.type}"
 
 

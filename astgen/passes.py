@@ -19,6 +19,7 @@ import dataclasses
 import keyword
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from astgen import ir
 
@@ -29,50 +30,75 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
     """Replace constant-index reads of a known-arity tuple by one unpacking assignment.
 
     Only tuples qualify: they cannot change between the reads, so moving the
-    later reads up to the first one is exact. The unpacking sits where the
-    first read was; positions nobody reads get a value of their own, which
+    later reads up to where the tuple is made is exact. A tuple made by a call
+    and read only by these reads is unpacked straight from the call
+    (`a, b = f(x)`) and never bound; otherwise an `Unpack` sits where the
+    first read was. Positions nobody reads get a value of their own, which
     `insert_deletes` releases at once.
     """
     reads: dict[str, list[int]] = {}
+    use_count: dict[str, int] = {}
+    defined_by: dict[str, int] = {}
     for index, instruction in enumerate(function.body):
+        for value in ir.uses(instruction):
+            use_count[value.name] = use_count.get(value.name, 0) + 1
         if isinstance(instruction, ir.GetItem) and isinstance(instruction.container, ir.Value):
             reads.setdefault(instruction.container.name, []).append(index)
+        if isinstance(instruction, _CALLS) and isinstance(instruction.result, ir.Value):
+            defined_by[instruction.result.name] = index
 
     names = _Names(_all_names(function))
-    unpack_at: dict[int, ir.Unpack] = {}
+    replaced: dict[int, ir.Instruction] = {}
     dropped: set[int] = set()
-    for indices in reads.values():
+    for name, indices in reads.items():
         first = function.body[indices[0]]
-        assert isinstance(first, ir.GetItem) and isinstance(first.container, ir.Value)
+        if not isinstance(first, ir.GetItem) or not isinstance(first.container, ir.Value):
+            continue
         source = first.container
         if not isinstance(source.type, ir.TupleType) or len(indices) < 2:
             continue
-        arity = len(source.type.elements)
-        by_position: dict[int, ir.Value] = {}
-        for index in indices:
-            read = function.body[index]
-            assert isinstance(read, ir.GetItem)
-            position = _constant_index(read.key, arity)
-            if position is None or position in by_position:
-                break
-            by_position[position] = read.result
+        results = _unpacked(function, indices, source, source.type, names)
+        if results is None:
+            continue
+        call_index = defined_by.get(name)
+        if call_index is not None and use_count[name] == len(indices):
+            call: Any = function.body[call_index]
+            replaced[call_index] = dataclasses.replace(call, result=results)
+            dropped.update(indices)
         else:
-            results = tuple(
-                by_position.get(position)
-                or ir.Value(names.fresh(f"{source.name}_{position}"), source.type.elements[position])
-                for position in range(arity)
-            )
-            unpack_at[indices[0]] = ir.Unpack(results, source, first.origin)
+            replaced[indices[0]] = ir.Unpack(results, source, first.origin)
             dropped.update(indices[1:])
-    if not unpack_at:
+    if not replaced:
         return function
-    body: list[ir.Instruction] = []
-    for index, instruction in enumerate(function.body):
-        if index in unpack_at:
-            body.append(unpack_at[index])
-        elif index not in dropped:
-            body.append(instruction)
+    body = [
+        replaced.get(index, instruction)
+        for index, instruction in enumerate(function.body)
+        if index in replaced or index not in dropped
+    ]
     return dataclasses.replace(function, body=tuple(body))
+
+
+_CALLS = (ir.CallModule, ir.CallFunction, ir.CallMethod)
+
+
+def _unpacked(
+    function: ir.Function, indices: list[int], source: ir.Value, type_: ir.TupleType, names: _Names
+) -> tuple[ir.Value, ...] | None:
+    """The unpacking targets for the reads at `indices`, or None when they are not one read per position."""
+    arity = len(type_.elements)
+    by_position: dict[int, ir.Value] = {}
+    for index in indices:
+        read = function.body[index]
+        if not isinstance(read, ir.GetItem):
+            return None
+        position = _constant_index(read.key, arity)
+        if position is None or position in by_position:
+            return None
+        by_position[position] = read.result
+    return tuple(
+        by_position.get(position) or ir.Value(names.fresh(f"{source.name}_{position}"), type_.elements[position])
+        for position in range(arity)
+    )
 
 
 def _constant_index(key: ir.Operand, arity: int) -> int | None:
@@ -92,7 +118,9 @@ def insert_deletes(function: ir.Function) -> ir.Function:
 
     A value read by the `Return` is left to the return; one never read is
     deleted right after it is defined (unused parameters before the first
-    instruction). Deletes list names in definition order, so the output is
+    instruction). No `Delete` goes right before the `Return` when building the
+    returned value runs no user code: returning frees the frame at the same
+    moment. Deletes list names in definition order, so the output is
     deterministic.
     """
     order: dict[str, int] = {}
@@ -123,6 +151,9 @@ def insert_deletes(function: ir.Function) -> ir.Function:
         if name in returned:
             continue
         dies_after.setdefault(last_use.get(name, defined_at[name]), []).append(name)
+    returned_value = function.body[-1]
+    if isinstance(returned_value, ir.Return) and _runs_no_code(returned_value.value):
+        dies_after.pop(len(function.body) - 2, None)
 
     body: list[ir.Instruction] = []
     if -1 in dies_after:
@@ -132,6 +163,17 @@ def insert_deletes(function: ir.Function) -> ir.Function:
         if index in dies_after:
             body.append(ir.Delete(tuple(values[name] for name in dies_after[index])))
     return dataclasses.replace(function, body=tuple(body))
+
+
+def _runs_no_code(operand: ir.Operand) -> bool:
+    """Whether building `operand` can run no user code (a namedtuple class or a key's `__hash__` could)."""
+    if isinstance(operand, (ir.TupleOf, ir.ListOf)):
+        return all(_runs_no_code(item) for item in operand.items)
+    if isinstance(operand, ir.DictOf):
+        return all(isinstance(key, ir.Const) and _runs_no_code(value) for key, value in operand.items)
+    if isinstance(operand, ir.SliceOf):
+        return all(_runs_no_code(part) for part in (operand.start, operand.stop, operand.step))
+    return not isinstance(operand, ir.NamedTupleOf)
 
 
 # ---------------------------------------------------------------- names

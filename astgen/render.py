@@ -59,7 +59,8 @@ def to_source(
     header = copy.copy(definition)
     header.body = [ast.Pass()]
     lines = render(header).splitlines()[:-1]
-    for statement, instruction in zip(definition.body, function.body, strict=True):
+    # Statement i stands for instruction i; a fused `return <expr>` drops the last instruction.
+    for statement, instruction in zip(definition.body, function.body, strict=False):
         rendered = render(statement).splitlines()
         rendered[0] += _comment(getattr(instruction, "origin", None))
         lines += ["    " + line for line in rendered]
