@@ -42,6 +42,15 @@ def item(result: ir.Value, source: ir.Value, key: object) -> ir.GetItem:
     return ir.GetItem(result, source, ir.Const(key))
 
 
+def tail() -> ir.CallFunction:
+    """A last call before the return, so the deletes under test are not the ones right before it
+    (which returning makes redundant)."""
+    return call(TAIL)
+
+
+TAIL = v("tail")
+
+
 def deleted(body: tuple[ir.Instruction, ...]) -> list[list[str]]:
     return [[value.name for value in i.values] for i in body if isinstance(i, ir.Delete)]
 
@@ -73,8 +82,8 @@ def test_unpack_negative_indices() -> None:
 
 
 def test_unpack_fills_unread_positions_with_fresh_values() -> None:
-    fn = function((T,), item(A, T, 0), item(C, T, 2), ir.Return(ir.TupleOf((A, C))))
-    (unpack, _) = ir.verify(unpack_tuples(fn)).body
+    fn = function((T,), item(A, T, 0), item(C, T, 2), tail(), ir.Return(ir.TupleOf((A, C, TAIL))))
+    (unpack, _, _) = ir.verify(unpack_tuples(fn)).body
     assert isinstance(unpack, ir.Unpack)
     assert unpack.results[0] == A and unpack.results[2] == C
     filler = unpack.results[1]
@@ -147,7 +156,7 @@ def test_unpacked_graph_runs_like_the_interpreter() -> None:
         return g.call_function(operator.add, (first, last))
 
     compiled = check(build(body, sub=sub), 5)
-    assert any(isinstance(i, ir.Unpack) for i in compiled.ir.body)
+    assert not any(isinstance(i, ir.GetItem) for i in compiled.ir.body)
 
 
 # ---------------------------------------------------------------- insert_deletes
@@ -155,9 +164,9 @@ def test_unpacked_graph_runs_like_the_interpreter() -> None:
 
 def test_delete_right_after_last_use() -> None:
     x, y, z = v("x"), v("y"), v("z")
-    fn = function((x,), call(y, x), call(z, y), ir.Return(z))
+    fn = function((x,), call(y, x), call(z, y), tail(), ir.Return(ir.TupleOf((z, TAIL))))
     body = ir.verify(insert_deletes(fn)).body
-    assert body == (call(y, x), ir.Delete((x,)), call(z, y), ir.Delete((y,)), ir.Return(z))
+    assert body[:5] == (call(y, x), ir.Delete((x,)), call(z, y), ir.Delete((y,)), tail())
 
 
 def test_unused_result_deleted_right_after_definition() -> None:
@@ -183,7 +192,7 @@ def test_value_read_by_return_is_never_deleted() -> None:
 
 def test_deletes_list_names_in_definition_order() -> None:
     x, b, a, out = v("x"), v("b"), v("a"), v("out")
-    fn = function((x,), call(b, x), call(a, x), call(out, a, b), ir.Return(out))
+    fn = function((x,), call(b, x), call(a, x), call(out, a, b), tail(), ir.Return(ir.TupleOf((out, TAIL))))
     body = ir.verify(insert_deletes(fn)).body
     assert deleted(body) == [["x"], ["b", "a"]]
 
@@ -198,7 +207,7 @@ def test_deletes_are_deterministic() -> None:
 def test_uses_inside_containers_extend_liveness() -> None:
     x, y, z, w = v("x"), v("y"), v("z"), v("w")
     nested = ir.DictOf(((ir.Const("k"), ir.ListOf((ir.SliceOf(ir.Const(None), x, ir.Const(None)),))),))
-    fn = function((x, y), call(z, y), call(w, nested, ir.Starred(z)), ir.Return(w))
+    fn = function((x, y), call(z, y), call(w, nested, ir.Starred(z)), tail(), ir.Return(ir.TupleOf((w, TAIL))))
     body = ir.verify(insert_deletes(fn)).body
     assert body[1] == ir.Delete((y,))
     assert body[3] == ir.Delete((x, z))
@@ -206,7 +215,8 @@ def test_uses_inside_containers_extend_liveness() -> None:
 
 def test_insert_deletes_refuses_a_body_with_deletes() -> None:
     x, y = v("x"), v("y")
-    fn = insert_deletes(function((x,), call(y, x), ir.Return(y)))
+    fn = insert_deletes(function((x,), call(y, x), tail(), ir.Return(ir.TupleOf((y, TAIL)))))
+    assert any(isinstance(i, ir.Delete) for i in fn.body)
     with pytest.raises(ValueError):
         insert_deletes(fn)
 
@@ -367,7 +377,7 @@ def test_payload_in_node_name_is_not_executed(tmp_path: object) -> None:
     assert not marker.exists()
     tree = ast.parse(compiled.source)
     assert "open" not in {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-    assert [type(statement) for statement in tree.body[0].body] == [ast.Assign, ast.Delete, ast.Return]  # type: ignore[attr-defined]
+    assert {type(statement) for statement in tree.body[0].body} <= {ast.Assign, ast.Delete, ast.Return}  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- verify

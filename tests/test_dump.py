@@ -1,0 +1,220 @@
+"""`python -m astgen.dump`: every example in every format, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.fx
+
+import astgen
+from astgen import dump, examples
+from tests.helpers import build_raw, example
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = dump.main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# Factories for `package.module:factory` targets.
+
+
+def make_toy() -> torch.fx.GraphModule:
+    return example("toy")
+
+
+def make_module() -> torch.nn.Module:
+    return torch.nn.Linear(1, 1)
+
+
+def make_raising() -> torch.fx.GraphModule:
+    raise RuntimeError("factory broke\nover two lines")
+
+
+def make_unlowerable() -> torch.fx.GraphModule:
+    return build_raw(lambda g: g.output(g.create_node("call_module", "missing", (g.placeholder("x"),))))
+
+
+class Doubler(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        doubled = x * 2
+        return doubled.relu()
+
+
+def make_traced() -> torch.fx.GraphModule:
+    tracer = torch.fx.Tracer()
+    tracer.record_stack_traces = True
+    model = Doubler()
+    return torch.fx.GraphModule(model, tracer.trace(model))
+
+
+NOT_CALLABLE = 3
+TOY_GRAPH = example("toy")
+
+
+class Namespace:
+    @staticmethod
+    def nested() -> torch.fx.GraphModule:
+        return example("toy")
+
+
+# ---------------------------------------------------------------- examples and formats
+
+
+@pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
+def test_source_of_every_example(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    status, out, err = run(capsys, "--example", name)
+    assert (status, err) == (0, "")
+    assert out == astgen.compile_graph(example(name)).source
+    (definition,) = ast.parse(out).body
+    assert isinstance(definition, ast.FunctionDef)
+
+
+def test_default_example(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys)
+    assert (status, err) == (0, "")
+    assert out == astgen.compile_graph(example(examples.DEFAULT_EXAMPLE)).source
+
+
+@pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
+def test_ir_format(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    status, out, _ = run(capsys, "--example", name, "--format", "ir")
+    compiled = astgen.compile_graph(example(name))
+    assert status == 0 and out == astgen.format_function(compiled.ir) + "\n"
+    lines = out.splitlines()
+    assert lines[0].startswith("func forward(") and "}" in lines
+    assert len([line for line in lines if line.startswith("  ")]) == len(compiled.ir.body)
+
+
+@pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
+def test_ast_format(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    status, out, _ = run(capsys, "--example", name, "--format", "ast")
+    assert status == 0 and out.startswith("Module(") and "FunctionDef(" in out
+    assert out == ast.dump(astgen.compile_graph(example(name)).tree, indent=2) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
+def test_astor_renderer_gives_the_same_program(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    status, out, _ = run(capsys, "--example", name, "--renderer", "astor")
+    assert status == 0
+    expected = astgen.compile_graph(example(name)).tree
+    assert ast.dump(ast.parse(out)) == ast.dump(ast.parse(ast.unparse(expected)))
+
+
+def test_astor_wraps_long_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    _, unparsed, _ = run(capsys, "--example", "transformer")
+    _, wrapped, _ = run(capsys, "--example", "transformer", "--renderer", "astor")
+    assert max(map(len, unparsed.splitlines())) > 100
+    assert max(map(len, wrapped.splitlines())) < max(map(len, unparsed.splitlines()))
+
+
+@pytest.mark.parametrize("renderer", ["unparse", "astor"])
+@pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
+def test_annotate_names_each_node(capsys: pytest.CaptureFixture[str], name: str, renderer: str) -> None:
+    status, out, _ = run(capsys, "--example", name, "--annotate", "--renderer", renderer)
+    assert status == 0
+    # Comments only: the program is unchanged.
+    assert ast.dump(ast.parse(out)) == ast.dump(ast.parse(astgen.compile_graph(example(name)).source))
+    compiled = astgen.compile_graph(example(name))
+    for instruction in compiled.ir.body:
+        origin = getattr(instruction, "origin", None)
+        if origin is not None:
+            assert f"# {origin.node}" in out
+
+
+def test_annotate_shows_user_source_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "tests.test_dump:make_traced", "--annotate")
+    assert status == 0
+    (line,) = [line for line in out.splitlines() if "doubled = x * 2" in line]
+    assert line.startswith("    mul = x * 2  # mul <- ") and "test_dump.py" in line
+
+
+def test_factory_target(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "tests.test_dump:make_toy", "--format", "source")
+    assert (status, err) == (0, "")
+    assert out == astgen.compile_graph(example("toy")).source
+
+
+def test_nested_factory_and_plain_graph_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = astgen.compile_graph(example("toy")).source
+    assert run(capsys, "tests.test_dump:Namespace.nested") == (0, expected, "")
+    assert run(capsys, "tests.test_dump:TOY_GRAPH") == (0, expected, "")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def assert_one_line_error(status: int, out: str, err: str, *fragments: str) -> None:
+    assert status == 2
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err
+
+
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [
+        ("no_such_module_anywhere:make", "no_such_module_anywhere"),
+        ("tests.test_dump:no_such_factory", "no_such_factory"),
+        ("tests.test_dump:Namespace.missing", "Namespace.missing"),
+        ("tests.test_dump:make_module", "Linear"),
+        ("tests.test_dump:NOT_CALLABLE", "int"),
+        ("tests.test_dump", "package.module:factory"),
+        ("tests.test_dump:", "package.module:factory"),
+        (":make_toy", "package.module:factory"),
+        ("tests.test_dump:make_raising", "factory broke"),
+        ("tests.test_dump:make_unlowerable", "missing"),
+    ],
+)
+def test_bad_target_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str], target: str, fragment: str) -> None:
+    assert_one_line_error(*run(capsys, target), fragment)
+
+
+def test_module_failing_at_import(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "astgen_broken_module.py").write_text("raise ValueError('broken at import')\n")
+    (tmp_path / "astgen_bad_syntax.py").write_text("def (:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert_one_line_error(*run(capsys, "astgen_broken_module:make"), "astgen_broken_module")
+    assert_one_line_error(*run(capsys, "astgen_bad_syntax:make"), "astgen_bad_syntax")
+
+
+def test_target_and_example_together(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_error(*run(capsys, "tests.test_dump:make_toy", "--example", "toy"))
+
+
+@pytest.mark.parametrize(
+    "argv", [("--example", "nope"), ("--format", "yaml"), ("--renderer", "black"), ("--no-such-flag",)]
+)
+def test_bad_option_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
+    assert_one_line_error(*run(capsys, *argv), argv[-1])
+
+
+# ---------------------------------------------------------------- as a program
+
+
+def test_python_dash_m_runs_in_a_fresh_process() -> None:
+    good = subprocess.run(
+        [sys.executable, "-m", "astgen.dump", "--example", "toy"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert good.returncode == 0 and good.stderr == ""
+    assert good.stdout == astgen.compile_graph(example("toy")).source
+    bad = subprocess.run(
+        [sys.executable, "-m", "astgen.dump", "no_such_module_anywhere:make"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
