@@ -10,6 +10,7 @@ in which piece and names the result.
 from __future__ import annotations
 
 import copy
+import types
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -28,14 +29,18 @@ overloads), a Python function, or a qualified op name such as
 
 SplitAt: TypeAlias = Collection[Target] | Callable[[torch.fx.Node], bool]
 
+# What torch.export and AOT autograd record; older torch lacks some of the fused kernels.
+_ATEN_ATTENTION = (
+    "scaled_dot_product_attention",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+)
+
 ATTENTION_OPS: frozenset[Target] = frozenset(
     {
-        # What torch.export and AOT autograd record.
-        torch.ops.aten.scaled_dot_product_attention,
-        torch.ops.aten._scaled_dot_product_flash_attention,
-        torch.ops.aten._scaled_dot_product_efficient_attention,
-        torch.ops.aten._scaled_dot_product_cudnn_attention,
-        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu,
+        *(getattr(torch.ops.aten, name) for name in _ATEN_ATTENTION if hasattr(torch.ops.aten, name)),
         # What Dynamo records: `F.scaled_dot_product_attention` is
         # `torch._C._nn.scaled_dot_product_attention`, and
         # `nn.MultiheadAttention` stays one call of this function.
@@ -82,7 +87,8 @@ def _is_op(target: object) -> bool:
 
 def selector(split_at: SplitAt) -> Callable[[torch.fx.Node], bool]:
     """`split_at` as a test on nodes; errors name what is wrong with it."""
-    if _is_op(split_at) or isinstance(split_at, str):
+    # A lone op or builtin is callable too, but it is no predicate on nodes.
+    if _is_op(split_at) or isinstance(split_at, (str, types.BuiltinFunctionType)):
         raise ValueError(f"split_at is one op, {split_at!r}: pass a collection of ops, such as {{op}}")
     if isinstance(split_at, Collection):
         targets: set[object] = set()

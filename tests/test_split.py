@@ -134,6 +134,7 @@ def test_parse_target_spellings() -> None:
         (SDPA.default, "one op"),
         (SDPA, "one op"),
         ("aten.scaled_dot_product_attention.default", "one op"),
+        (F.scaled_dot_product_attention, "one op"),
         ([3], "neither an op nor a function"),
         (["aten.no_such_op_anywhere.default"], "no op named"),
         (["aten.scaled_dot_product_attention.no_such_overload"], "no op named"),
