@@ -1,8 +1,6 @@
 def forward(x, y):
-    submod_0 = submod_0_fn(x)
+    getitem, getitem_1 = submod_0_fn(x)
     del x
-    getitem, getitem_1 = submod_0
-    del submod_0
     submod_1 = submod_1_fn(getitem, y)
     del y, getitem
     submod_2 = submod_2_fn(submod_1, getitem_1)
@@ -18,5 +16,4 @@ def forward(x, y):
     full_like = torch_full_like(x____import____os___system__echo_pwned__, nan)
     del x____import____os___system__echo_pwned__
     _keywords = examples__keywords(full_like, **{'not-an-identifier': 1, 'class': 2})
-    del full_like
     return (_keywords, submod_1)

@@ -7,12 +7,9 @@ def forward(x, class_, n=2, *_rest_packed):
     del unused
     getitem = add[:n]
     del n, add
-    split = getitem.split(1, dim=-1)
+    getitem_1, getitem_2 = getitem.split(1, dim=-1)
     del getitem
-    getitem_1, getitem_2 = split
-    del split
     scaled = test_golden_scaled(getitem_1, **{'a-b': -0.0, 'lambda': 2.5})
     del getitem_1
     sub = getitem_2 - class_
-    del class_, getitem_2
     return {'scaled': scaled, 'shifted': sub, 'consts': (0.0 - 2j, -1e309, -1), 'rest': _rest}

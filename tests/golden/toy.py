@@ -1,10 +1,7 @@
 def forward(x, y):
-    submod_0 = submod_0_fn(x)
+    getitem, getitem_1 = submod_0_fn(x)
     del x
-    getitem, getitem_1 = submod_0
-    del submod_0
     submod_1 = submod_1_fn(getitem, y)
     del y, getitem
     submod_2 = submod_2_fn(submod_1, getitem_1)
-    del getitem_1
     return (submod_2, submod_1)
