@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import keyword
 import math
-import re
+from collections import deque
 from typing import Any, TypeVar
 
 from astgen import ir
@@ -49,13 +49,18 @@ _UNKNOWN_COLUMN = -1
 
 _Node = TypeVar("_Node", bound=ast.AST)
 
+# Context nodes carry no position, so one of each serves every name, as in
+# the trees CPython's own parser builds.
+_LOAD, _STORE, _DEL = ast.Load(), ast.Store(), ast.Del()
+
 
 # CPython addresses the first 256 locals with a one-byte operand. Past that
 # every load, store and delete of a local takes an EXTENDED_ARG prefix and the
 # frame outgrows its data-stack chunk: a 500-layer stitching function with a
 # name per value ran 1.7x slower than the same code with reused names.
 _ONE_BYTE_LOCALS = 256
-_NUMBER_SUFFIX = re.compile(r"(_\d+)+$")
+# A name's stem: the name without its trailing digits and underscores.
+_SUFFIX_CHARACTERS = "0123456789_"
 
 
 def _reused_names(function: ir.Function) -> dict[str, str]:
@@ -71,17 +76,17 @@ def _reused_names(function: ir.Function) -> dict[str, str]:
     if count <= _ONE_BYTE_LOCALS:
         return {}
     names: dict[str, str] = {}
-    free: dict[str, list[str]] = {}
+    free: dict[str, deque[str]] = {}
     for instruction in function.body:
         if isinstance(instruction, ir.Delete):
             for value in instruction.values:
                 name = names.get(value.name, value.name)
-                free.setdefault(_NUMBER_SUFFIX.sub("", name), []).append(name)
+                free.setdefault(name.rstrip(_SUFFIX_CHARACTERS), deque()).append(name)
             continue
         for value in ir.defines(instruction):
-            dead = free.get(_NUMBER_SUFFIX.sub("", value.name))
+            dead = free.get(value.name.rstrip(_SUFFIX_CHARACTERS))
             if dead:
-                names[value.name] = dead.pop(0)
+                names[value.name] = dead.popleft()
     return names
 
 
@@ -93,14 +98,15 @@ class _Builder:
         self.names = names
 
     def at(self, node: _Node) -> _Node:
-        node.lineno = node.end_lineno = self.line  # type: ignore[attr-defined]
-        node.col_offset = node.end_col_offset = _UNKNOWN_COLUMN  # type: ignore[attr-defined]
+        # End positions stay None (unknown), like the columns.
+        node.lineno = self.line  # type: ignore[attr-defined]
+        node.col_offset = _UNKNOWN_COLUMN  # type: ignore[attr-defined]
         return node
 
     def name(self, identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
         if self.names:
             identifier = self.names.get(identifier, identifier)
-        return self.at(ast.Name(id=identifier, ctx=ctx or ast.Load()))
+        return self.at(ast.Name(identifier, ctx or _LOAD))
 
     def const(self, value: Any) -> ast.expr:
         return self.at(ast.Constant(value=value))
@@ -149,9 +155,9 @@ class _Builder:
         if isinstance(operand, ir.Const):
             return self.literal(operand.value)
         if isinstance(operand, ir.TupleOf):
-            return self.at(ast.Tuple(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))
+            return self.at(ast.Tuple(elts=[self.operand(item) for item in operand.items], ctx=_LOAD))
         if isinstance(operand, ir.ListOf):
-            return self.at(ast.List(elts=[self.operand(item) for item in operand.items], ctx=ast.Load()))
+            return self.at(ast.List(elts=[self.operand(item) for item in operand.items], ctx=_LOAD))
         if isinstance(operand, ir.NamedTupleOf):
             return self.call(self.name(operand.cls.name), [self.operand(item) for item in operand.items])
         if isinstance(operand, ir.DictOf):
@@ -161,7 +167,7 @@ class _Builder:
         if isinstance(operand, ir.SliceOf):
             parts = [self.operand(part) for part in (operand.start, operand.stop, operand.step)]
             return self.call(self.name("slice"), parts)
-        return self.at(ast.Starred(value=self.name(operand.value.name), ctx=ast.Load()))
+        return self.at(ast.Starred(value=self.name(operand.value.name), ctx=_LOAD))
 
     def subscript_key(self, key: ir.Operand) -> ast.expr:
         """A key as written inside `[]`: slices become `a:b:c`, also inside a tuple key."""
@@ -169,7 +175,7 @@ class _Builder:
             parts = [None if _is_none(part) else self.operand(part) for part in (key.start, key.stop, key.step)]
             return self.at(ast.Slice(lower=parts[0], upper=parts[1], step=parts[2]))
         if isinstance(key, ir.TupleOf) and key.items:
-            return self.at(ast.Tuple(elts=[self.subscript_key(item) for item in key.items], ctx=ast.Load()))
+            return self.at(ast.Tuple(elts=[self.subscript_key(item) for item in key.items], ctx=_LOAD))
         return self.operand(key)
 
     def call_arguments(
@@ -195,14 +201,14 @@ class _Builder:
 
     def attribute(self, obj: ast.expr, attribute: str) -> ast.expr:
         if attribute.isascii() and attribute.isidentifier() and not keyword.iskeyword(attribute):
-            return self.at(ast.Attribute(value=obj, attr=attribute, ctx=ast.Load()))
+            return self.at(ast.Attribute(value=obj, attr=attribute, ctx=_LOAD))
         return self.call(self.name("getattr"), [obj, self.const(attribute)])
 
     # ------------------------------------------------------------ statements
 
     def statement(self, instruction: ir.Instruction) -> ast.stmt:
         if isinstance(instruction, ir.Delete):
-            deleted: list[ast.expr] = [self.name(v.name, ast.Del()) for v in instruction.values]
+            deleted: list[ast.expr] = [self.name(v.name, _DEL) for v in instruction.values]
             return self.at(ast.Delete(targets=deleted))
         if isinstance(instruction, ir.Return):
             return self.at(ast.Return(value=self.operand(instruction.value)))
@@ -212,9 +218,9 @@ class _Builder:
 
     def target(self, result: ir.Result) -> ast.expr:
         if isinstance(result, ir.Value):
-            return self.name(result.name, ast.Store())
-        names: list[ast.expr] = [self.name(value.name, ast.Store()) for value in result]
-        return self.at(ast.Tuple(elts=names, ctx=ast.Store()))
+            return self.name(result.name, _STORE)
+        names: list[ast.expr] = [self.name(value.name, _STORE) for value in result]
+        return self.at(ast.Tuple(elts=names, ctx=_STORE))
 
     def expression(self, instruction: ir.Instruction) -> ast.expr:
         if isinstance(instruction, (ir.CallModule, ir.CallFunction)):
@@ -226,7 +232,7 @@ class _Builder:
             return self.call(self.attribute(self.operand(instruction.receiver), instruction.method), args, keywords)
         if isinstance(instruction, ir.GetItem):
             key = self.subscript_key(instruction.key)
-            return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=ast.Load()))
+            return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=_LOAD))
         if isinstance(instruction, ir.GetAttr):
             return self.attribute(self.operand(instruction.obj), instruction.attribute)
         if isinstance(instruction, ir.Operator):

@@ -377,8 +377,16 @@ def uses(instruction: Instruction) -> list[Value]:
     """The SSA values an instruction reads (a `Delete` reads none)."""
     found: list[Value] = []
     for operand in instruction_operands(instruction):
-        found.extend(operand_values(operand))
+        # Plain values and leaves are most operands: skip the generator for them.
+        kind = type(operand)
+        if kind is Value:
+            found.append(operand)  # type: ignore[arg-type]
+        elif kind not in _LEAF_OPERANDS:
+            found.extend(operand_values(operand))
     return found
+
+
+_LEAF_OPERANDS = (Const, Global, Builtin)
 
 
 def defines(instruction: Instruction) -> tuple[Value, ...]:

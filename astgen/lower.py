@@ -55,11 +55,16 @@ def is_exact_literal(value: object) -> bool:
     return False
 
 
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
 def value_type(meta_value: object) -> ir.Type:
     """The IR type of an FX example value (`node.meta['val']` or `['example_value']`)."""
     if isinstance(meta_value, torch.Tensor):
-        dtype = str(meta_value.dtype).removeprefix("torch.")
-        shape = tuple(size if isinstance(size, int) else str(size) for size in meta_value.shape)
+        dtype = _DTYPE_NAMES.get(meta_value.dtype)
+        if dtype is None:
+            dtype = _DTYPE_NAMES[meta_value.dtype] = str(meta_value.dtype).removeprefix("torch.")
+        shape = tuple([size if type(size) is int else str(size) for size in meta_value.shape])
         return ir.TensorType(dtype, shape)
     if isinstance(meta_value, torch.SymInt):
         return ir.IntType(symbolic=True)
@@ -183,12 +188,11 @@ class _Lowering:
     def operand(self, argument: object) -> ir.Operand:
         """An FX argument as an operand, rebuilt the way `map_arg` rebuilds it."""
         if isinstance(argument, torch.fx.Node):
-            if argument not in self.env:
-                where = (
-                    "is not in this graph" if argument.graph is not self.gm.graph else "is used before it is defined"
-                )
-                raise self.error(f"argument {argument.name!r} {where}")
-            return self.env[argument]
+            found = self.env.get(argument)
+            if found is not None:
+                return found
+            where = "is not in this graph" if argument.graph is not self.gm.graph else "is used before it is defined"
+            raise self.error(f"argument {argument.name!r} {where}")
         if is_exact_literal(argument):
             return ir.Const(argument)
         if isinstance(argument, tuple):
@@ -212,8 +216,10 @@ class _Lowering:
         return self.bind(obj)
 
     def arguments(self, node: torch.fx.Node) -> tuple[tuple[ir.Operand, ...], ir.Kwargs]:
-        args = tuple(self.operand(arg) for arg in node.args)
-        kwargs = tuple((key, self.operand(value)) for key, value in node.kwargs.items())
+        args = tuple([self.operand(arg) for arg in node.args])
+        if not node.kwargs:
+            return args, ()
+        kwargs = tuple([(key, self.operand(value)) for key, value in node.kwargs.items()])
         for key, _ in kwargs:
             if not isinstance(key, str):
                 raise self.error(f"keyword argument name {key!r} is not a string")
@@ -294,7 +300,6 @@ class _Lowering:
             raise self.error(f"call_function target {function!r} is not callable")
         args, kwargs = self.arguments(node)
         origin = self.origin(node)
-        name = getattr(function, "__name__", None)
         if function is operator.getitem and len(args) == 2 and not kwargs:
             result_type = node_type(node)
             if isinstance(result_type, ir.UnknownType):
@@ -303,8 +308,8 @@ class _Lowering:
         elif function is builtins.getattr and len(args) == 2 and not kwargs and _is_str_const(args[1]):
             attribute = args[1].value  # type: ignore[union-attr]
             self.body.append(ir.GetAttr(self.result(node), args[0], str(attribute), origin))
-        elif _is_operator(function, name, len(args)) and not kwargs and not _has_starred(args):
-            self.body.append(ir.Operator(self.result(node), str(name), args, origin))
+        elif not kwargs and (name := _operator_name(function, len(args))) is not None:
+            self.body.append(ir.Operator(self.result(node), name, args, origin))
         else:
             self.body.append(ir.CallFunction(self.result(node), self.reference(function), args, kwargs, origin))
 
@@ -334,11 +339,14 @@ class _Lowering:
         return name
 
     def run(self, name: str) -> Lowered:
+        methods: dict[str, Callable[[torch.fx.Node], None] | None] = {}
         for node in self.gm.graph.nodes:
             self.node = node
             if self.returned:
                 raise self.error("node after the output node")
-            method = getattr(self, f"lower_{node.op}", None)
+            method = methods.get(node.op)
+            if method is None:
+                method = methods[node.op] = getattr(self, f"lower_{node.op}", None)
             if method is None:
                 raise self.error(f"unknown opcode {node.op!r}")
             method(node)
@@ -408,16 +416,14 @@ def _is_str_const(operand: ir.Operand) -> bool:
     return isinstance(operand, ir.Const) and type(operand.value) is str
 
 
-def _has_starred(args: tuple[ir.Operand, ...]) -> bool:
-    return any(isinstance(arg, ir.Starred) for arg in args)
-
-
-def _is_operator(function: object, name: str | None, arity: int) -> bool:
-    if name is None or getattr(operator, name, None) is not function:
-        return False
+def _operator_name(function: object, arity: int) -> str | None:
+    """The `operator` function's name when `function` is one `ir.Operator` writes as syntax."""
+    name = getattr(function, "__name__", None)
+    if not isinstance(name, str) or getattr(operator, name, None) is not function:
+        return None
     if name in ir.UNARY_SYMBOLS:
-        return arity == 1
-    return arity == 2 and (name in ir.BINARY_SYMBOLS or name in ir.COMPARE_SYMBOLS)
+        return name if arity == 1 else None
+    return name if arity == 2 and (name in ir.BINARY_SYMBOLS or name in ir.COMPARE_SYMBOLS) else None
 
 
 def fast_callable(module: Any) -> Any:

@@ -47,7 +47,7 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
         if isinstance(instruction, _CALLS) and isinstance(instruction.result, ir.Value):
             defined_by[instruction.result.name] = index
 
-    names = _Names(_all_names(function))
+    names = _LazyNames(function)
     replaced: dict[int, ir.Instruction] = {}
     dropped: set[int] = set()
     for name, indices in reads.items():
@@ -82,7 +82,7 @@ _CALLS = (ir.CallModule, ir.CallFunction, ir.CallMethod)
 
 
 def _unpacked(
-    function: ir.Function, indices: list[int], source: ir.Value, type_: ir.TupleType, names: _Names
+    function: ir.Function, indices: list[int], source: ir.Value, type_: ir.TupleType, names: _LazyNames
 ) -> tuple[ir.Value, ...] | None:
     """The unpacking targets for the reads at `indices`, or None when they are not one read per position."""
     arity = len(type_.elements)
@@ -222,6 +222,19 @@ class _Names:
             name, suffix = f"{base}_{suffix}", suffix + 1
         self.taken.add(name)
         return name
+
+
+class _LazyNames:
+    """A `_Names` over the function's names, built only if a fresh name is asked for."""
+
+    def __init__(self, function: ir.Function) -> None:
+        self.function = function
+        self.names: _Names | None = None
+
+    def fresh(self, base: str) -> str:
+        if self.names is None:
+            self.names = _Names(_all_names(self.function))
+        return self.names.fresh(base)
 
 
 def _all_names(function: ir.Function) -> list[str]:
