@@ -83,6 +83,13 @@ def value_type(meta_value: object) -> ir.Type:
     return ir.OpaqueType(type(meta_value).__name__)
 
 
+def _find_attribute(root: object, target: str) -> object:
+    """`root`'s attribute at dotted path `target`, or None."""
+    for part in target.split("."):
+        root = getattr(root, part, None)
+    return root
+
+
 def _output_type(module: object) -> ir.Type:
     """A GraphModule's result type, read off its output node."""
     if not isinstance(module, torch.fx.GraphModule):
@@ -287,8 +294,11 @@ class _Lowering:
         if not callable(module):
             raise self.error(f"submodule {target!r} is not callable")
         result_type = node_type(node)
-        if isinstance(result_type, ir.UnknownType) and target not in self.submodules:
-            result_type = _output_type(module)
+        if isinstance(result_type, ir.UnknownType):
+            # A replacement returns what the piece it replaces returns (a
+            # compiled piece does), so gm's own piece still tells the type.
+            own = module if target not in self.submodules else _find_attribute(self.gm, target)
+            result_type = _output_type(own)
         args, kwargs = self.arguments(node)
         # The call's result is named after the target, so the callee takes a name of its own.
         bound = self.bind(fast_callable(module), f"{target}_fn")
