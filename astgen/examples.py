@@ -14,18 +14,10 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
 from torch.fx.passes.split_module import split_module
 
 from astgen.split import ATTENTION_OPS, split_graph
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
 
 
 class DecoderLayer(nn.Module):
@@ -34,19 +26,19 @@ class DecoderLayer(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.attn_norm = RMSNorm(dim)
+        self.attn_norm = nn.RMSNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.out = nn.Linear(dim, dim, bias=False)
-        self.mlp_norm = RMSNorm(dim)
+        self.mlp_norm = nn.RMSNorm(dim)
         self.gate_up = nn.Linear(dim, 4 * dim, bias=False)
         self.down = nn.Linear(2 * dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, seq, dim = x.shape
-        q, k, v = self.qkv(self.attn_norm(x)).chunk(3, dim=-1)
-        q, k, v = (t.view(batch, seq, self.heads, dim // self.heads).transpose(1, 2) for t in (q, k, v))
+        # Shapes by unflatten/flatten, not x.shape: no sizes cross a piece boundary.
+        qkv = self.qkv(self.attn_norm(x)).unflatten(-1, (3, self.heads, -1))
+        q, k, v = qkv.transpose(1, 3).unbind(2)
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.out(attn.transpose(1, 2).reshape(batch, seq, dim))
+        x = x + self.out(attn.transpose(1, 2).flatten(-2))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
 
@@ -56,7 +48,7 @@ class TinyDecoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.layers = nn.ModuleList(DecoderLayer(dim, heads) for _ in range(layers))
-        self.norm = RMSNorm(dim)
+        self.norm = nn.RMSNorm(dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)
@@ -71,12 +63,16 @@ def split_at_attention(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
 
 def transformer(layers: int = 2) -> torch.fx.GraphModule:
-    """A 2-layer Llama-shaped decoder, exported with a dynamic sequence length and split at attention."""
+    """A 2-layer Llama-shaped decoder, traced and split at attention.
+
+    Linear layers stay modules inside the pieces, so the stitching graph
+    reads only the tokens, as vLLM's does; `ShapeProp` records the tensor
+    types that `--format ir` prints.
+    """
     model = TinyDecoder(layers=layers).eval()
-    tokens = torch.randint(0, 64, (1, 8))
-    seq = torch.export.Dim("seq", min=2, max=1024)
-    exported = torch.export.export(model, (tokens,), dynamic_shapes={"tokens": {1: seq}})
-    return split_at_attention(exported.module())
+    gm = torch.fx.symbolic_trace(model)
+    ShapeProp(gm).propagate(torch.randint(0, 64, (1, 8)))
+    return split_at_attention(gm)
 
 
 def _three_pieces() -> torch.fx.GraphModule:
