@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from astgen import ir
 from astgen.compiled import CompiledGraph
@@ -26,12 +26,15 @@ def _renderer(name: str) -> Callable[[ast.AST], str]:
     raise ValueError(f"unknown renderer {name!r}; choose one of {', '.join(RENDERERS)}")
 
 
-def _comment(origin: ir.Origin | None) -> str:
-    if origin is None:
+def _comment(instructions: Sequence[ir.Instruction]) -> str:
+    """`  # node <- user line` for the instructions one statement stands for."""
+    origins = [origin for instruction in instructions if (origin := getattr(instruction, "origin", None))]
+    if not origins:
         return ""
-    text = f"  # {origin.node}"
-    if origin.source_line:
-        text += f" <- {' '.join(origin.source_line.split())}"
+    text = "  # " + ", ".join(origin.node for origin in origins)
+    lines = [" ".join(origin.source_line.split()) for origin in origins if origin.source_line]
+    if lines:
+        text += " <- " + "; ".join(dict.fromkeys(lines))
     return text
 
 
@@ -59,9 +62,11 @@ def to_source(
     header = copy.copy(definition)
     header.body = [ast.Pass()]
     lines = render(header).splitlines()[:-1]
-    # Statement i stands for instruction i; a fused `return <expr>` drops the last instruction.
-    for statement, instruction in zip(definition.body, function.body, strict=False):
+    # Statement i stands for instruction i; the last statement also for any
+    # instruction left over (`v = <expr>; return v` is emitted `return <expr>`).
+    last = len(definition.body) - 1
+    for index, statement in enumerate(definition.body):
         rendered = render(statement).splitlines()
-        rendered[0] += _comment(getattr(instruction, "origin", None))
+        rendered[0] += _comment(function.body[index:] if index == last else function.body[index : index + 1])
         lines += ["    " + line for line in rendered]
     return "\n".join(lines) + "\n"

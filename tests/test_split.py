@@ -166,5 +166,11 @@ def test_examples_split_at_attention_is_split_graph() -> None:
     pieces = [node.target for node in stitching.graph.nodes if node.op == "call_module"]
     # Two layers: before, attention, between, attention, after.
     assert len(pieces) == 5
-    attention = [name for name in pieces if _calls(stitching.get_submodule(name), SDPA.default) == 1]
+    attention = [
+        name
+        for name in pieces
+        if _calls(stitching.get_submodule(name), SDPA.default)
+        + _calls(stitching.get_submodule(name), F.scaled_dot_product_attention)
+        == 1
+    ]
     assert attention == [pieces[1], pieces[3]]
