@@ -153,6 +153,7 @@ class _Lowering:
         self.gm = gm
         self.submodules = submodules
         self.env: dict[torch.fx.Node, ir.Operand] = {}
+        self.int_consts: dict[int, ir.Const | None] = {}
         self.params: list[ir.Param] = []
         self.body: list[ir.Instruction] = []
         self.bindings: list[object] = []
@@ -200,7 +201,14 @@ class _Lowering:
                 return found
             where = "is not in this graph" if argument.graph is not self.gm.graph else "is used before it is defined"
             raise self.error(f"argument {argument.name!r} {where}")
-        if is_exact_literal(argument):
+        if type(argument) is int:
+            # Small ints (getitem indices) repeat in every layer: one Const each.
+            const = self.int_consts.get(argument)
+            if const is None:
+                const = self.int_consts[argument] = ir.Const(argument) if is_exact_literal(argument) else None
+            if const is not None:
+                return const
+        elif is_exact_literal(argument):
             return ir.Const(argument)
         if isinstance(argument, tuple):
             items = tuple(self.operand(item) for item in argument)
