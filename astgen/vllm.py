@@ -39,7 +39,8 @@ from astgen.passes import clean_name
 FUNCTION_NAME = "execution_fn"
 
 
-@dataclass(frozen=True)
+# eq=False: entries are told apart by identity; comparing their bindings would compare tensors.
+@dataclass(frozen=True, eq=False)
 class _Recorded:
     generated: GeneratedCode
     # Bindings with every submodule slot emptied: the registry must not keep
@@ -50,7 +51,9 @@ class _Recorded:
 
 # Every live graph's entry, by code text.
 _recorded: dict[str, list[_Recorded]] = {}
-_lock = threading.Lock()
+# Reentrant: `_forget` is a weakref finalizer, which the garbage collector may
+# run inside a section that already holds the lock, on the same thread.
+_lock = threading.RLock()
 
 
 def _forget(code: str, entry: _Recorded) -> None:
