@@ -192,6 +192,7 @@ def _runs_no_code(operand: ir.Operand) -> bool:
 
 _RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
+_INVALID_RUN = re.compile(r"_*[^A-Za-z0-9_]+_*")
 
 
 def is_clean_name(name: str) -> bool:
@@ -210,7 +211,13 @@ def is_clean_name(name: str) -> bool:
 
 def clean_name(name: str) -> str:
     """The readable identifier closest to `name` that `is_clean_name` accepts."""
-    cleaned = _INVALID.sub("_", name)
+    if _INVALID.search(name):
+        # A run of characters no identifier holds, with the underscores
+        # around it, becomes one underscore: `x; __import__('os')` reads
+        # `x_import_os`, not a row of underscores.
+        cleaned = _INVALID_RUN.sub("_", name).strip("_") or "_"
+    else:
+        cleaned = name
     if cleaned.startswith("__") and cleaned.endswith("__"):
         cleaned = cleaned.strip("_")
     # Nothing readable left (`é`, `_`, ``): `_` is a soft keyword and `__` a dunder.

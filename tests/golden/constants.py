@@ -11,9 +11,9 @@ def forward(x, y):
     del clamp
     to = nan_to_num.to(dtype=float64, device=device_cpu)
     del nan_to_num
-    x____import____os___system__echo_pwned__ = to[:, 0:2]
+    x_import_os_system_echo_pwned = to[:, 0:2]
     del to
-    full_like = torch_full_like(x____import____os___system__echo_pwned__, nan)
-    del x____import____os___system__echo_pwned__
+    full_like = torch_full_like(x_import_os_system_echo_pwned, nan)
+    del x_import_os_system_echo_pwned
     _keywords = examples__keywords(full_like, **{'not-an-identifier': 1, 'class': 2})
     return (_keywords, submod_1)
