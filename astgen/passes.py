@@ -211,13 +211,9 @@ def is_clean_name(name: str) -> bool:
 
 def clean_name(name: str) -> str:
     """The readable identifier closest to `name` that `is_clean_name` accepts."""
-    if _INVALID.search(name):
-        # A run of characters no identifier holds, with the underscores
-        # around it, becomes one underscore: `x; __import__('os')` reads
-        # `x_import_os`, not a row of underscores.
-        cleaned = _INVALID_RUN.sub("_", name).strip("_") or "_"
-    else:
-        cleaned = name
+    # A run of characters no identifier holds, with the underscores around
+    # it, becomes one underscore: `x; __import__('os')` reads `x_import_os`.
+    cleaned = (_INVALID_RUN.sub("_", name).strip("_") or "_") if _INVALID.search(name) else name
     if cleaned.startswith("__") and cleaned.endswith("__"):
         cleaned = cleaned.strip("_")
     # Nothing readable left (`é`, `_`, ``): `_` is a soft keyword and `__` a dunder.
