@@ -42,11 +42,15 @@ def measure(nodes: tuple[int, ...] = NODES, *, rounds: int = 9) -> list[dict[str
         }
         for job in jobs.values():
             job()  # warm-up: lazy imports and first-use caches
+        # A small graph compiles in about a millisecond: a sample repeats the
+        # job to last about 20 ms, so one cold start or timer tick is not
+        # what gets measured. Big graphs take one call a sample.
+        numbers = {name: max(1, int(0.02 / timing.once(job, rounds=1)[0])) for name, job in jobs.items()}
         size_rounds = rounds_for(stitching.nodes, rounds)
         samples: dict[str, list[float]] = {name: [] for name in jobs}
         for _ in range(size_rounds):
             for name, job in jobs.items():
-                samples[name] += timing.once(job, rounds=1)
+                samples[name] += timing.once(job, rounds=1, number=numbers[name])
         medians = {name: timing.median(values) for name, values in samples.items()}
         rows.append(
             {

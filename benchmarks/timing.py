@@ -43,16 +43,18 @@ def per_call(
     return samples
 
 
-def once(fn: Callable[[], Any], *, rounds: int) -> list[float]:
-    """Seconds for each of `rounds` calls of `fn`, with the collector off while it runs."""
+def once(fn: Callable[[], Any], *, rounds: int, number: int = 1) -> list[float]:
+    """Seconds per call of `fn`, one sample per round, each sample the mean of
+    `number` back-to-back calls; the collector is off while a sample runs."""
     samples = []
     for _ in range(rounds):
         gc.collect()
         gc.disable()
         try:
             start = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - start)
+            for _ in range(number):
+                fn()
+            samples.append((time.perf_counter() - start) / number)
         finally:
             gc.enable()
     return samples
