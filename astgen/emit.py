@@ -183,20 +183,19 @@ class _Builder:
     ) -> tuple[list[ast.expr], list[ast.keyword]]:
         positional = [self.operand(arg) for arg in args]
         keywords: list[ast.keyword] = []
-        spread: list[tuple[str, ir.Operand]] = []
         for key, value in kwargs:
             if key.isascii() and key.isidentifier() and not keyword.iskeyword(key):
                 keywords.append(self.at(ast.keyword(arg=key, value=self.operand(value))))
+                continue
+            # A key that is no identifier can only be passed through `**{...}`,
+            # written where it stands: the callee sees keywords in call order.
+            last = keywords[-1] if keywords else None
+            if last is not None and last.arg is None and isinstance(last.value, ast.Dict):
+                last.value.keys.append(self.const(key))
+                last.value.values.append(self.operand(value))
             else:
-                spread.append((key, value))
-        if spread:
-            # A key that is no identifier can only be passed through `**{...}`.
-            mapping = self.at(
-                ast.Dict(
-                    keys=[self.const(key) for key, _ in spread], values=[self.operand(value) for _, value in spread]
-                )
-            )
-            keywords.append(self.at(ast.keyword(arg=None, value=mapping)))
+                mapping = self.at(ast.Dict(keys=[self.const(key)], values=[self.operand(value)]))
+                keywords.append(self.at(ast.keyword(arg=None, value=mapping)))
         return positional, keywords
 
     def attribute(self, obj: ast.expr, attribute: str) -> ast.expr:
