@@ -72,15 +72,23 @@ def value_type(meta_value: object) -> ir.Type:
         return ir.OpaqueType("bool")
     if isinstance(meta_value, int):
         return ir.IntType()
-    if type(meta_value) is tuple:
-        return ir.TupleType(tuple(value_type(item) for item in meta_value))
-    if isinstance(meta_value, list):
-        return ir.ListType(tuple(value_type(item) for item in meta_value))
-    if isinstance(meta_value, dict):
-        return ir.DictType()
+    container = _container_type(meta_value, value_type)
+    if container is not None:
+        return container
     if meta_value is None:
         return ir.UNKNOWN
     return ir.OpaqueType(type(meta_value).__name__)
+
+
+def _container_type(value: object, element_type: Callable[[object], ir.Type]) -> ir.Type | None:
+    """The type of a tuple, list or dict whose elements `element_type` types; None for anything else."""
+    if type(value) is tuple:
+        return ir.TupleType(tuple(element_type(item) for item in value))
+    if isinstance(value, list):
+        return ir.ListType(tuple(element_type(item) for item in value))
+    if isinstance(value, dict):
+        return ir.DictType()
+    return None
 
 
 def _find_attribute(root: object, target: str) -> object:
@@ -105,13 +113,7 @@ def _output_type(module: object) -> ir.Type:
 def _argument_type(argument: object) -> ir.Type:
     if isinstance(argument, torch.fx.Node):
         return node_type(argument)
-    if type(argument) is tuple:
-        return ir.TupleType(tuple(_argument_type(item) for item in argument))
-    if isinstance(argument, list):
-        return ir.ListType(tuple(_argument_type(item) for item in argument))
-    if isinstance(argument, dict):
-        return ir.DictType()
-    return ir.UNKNOWN
+    return _container_type(argument, _argument_type) or ir.UNKNOWN
 
 
 def node_type(node: torch.fx.Node) -> ir.Type:
