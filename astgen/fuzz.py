@@ -30,10 +30,12 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import gc
 import hashlib
 import json
 import math
 import multiprocessing
+import operator
 import os
 import queue
 import sys
@@ -52,6 +54,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from astgen import ir, strategies, vllm
 from astgen.compiled import CompiledGraph, compile_graph
+from astgen.errors import CodegenError
 from astgen.lower import lower
 from astgen.passes import run_passes
 
@@ -235,6 +238,10 @@ def _submodules(gm: torch.fx.GraphModule) -> dict[str, torch.nn.Module]:
     }
 
 
+def _is_getitem(node: torch.fx.Node) -> bool:
+    return node.op == "call_function" and node.target is operator.getitem
+
+
 def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
     """At each submodule call, the tracked tensors alive are exactly those a later node still reads."""
     modules = list(dict.fromkeys(_submodules(gm).values()))
@@ -265,9 +272,13 @@ def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
         for value in nodes[:here]:
             later = [user for user in value.users if position[user] >= here]
             if value in unpacked and position[unpacked[value]] < here:
+                # Its getitems already ran, as one unpacking: each read result
+                # lives on its own; the tuple only where something else reads it.
                 for user in later:
-                    if user.users:
-                        needed |= labelling.labels[user]
+                    if _is_getitem(user):
+                        needed |= labelling.labels[user] if user.users else frozenset()
+                    else:
+                        needed |= labelling.labels[value]
             elif later:
                 needed |= labelling.labels[value]
         if alive != needed:
@@ -358,7 +369,15 @@ def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
 def check_vllm(gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
     code, names = vllm.generate_execution_code(gm)
     submodules = _submodules(gm)
-    function = vllm.compile_execution_fn(code, {name: submodules[name] for name in names}, names)
+    callables = {name: submodules[name] for name in names}
+    try:
+        function = vllm.compile_execution_fn(code, callables, names)
+    except CodegenError:
+        # Graphs of the same structure that died but are not collected yet
+        # (GraphModules sit in reference cycles) make the code text
+        # ambiguous, which the drop-in refuses by design: collect, then retry.
+        gc.collect()
+        function = vllm.compile_execution_fn(code, callables, names)
     found = difference(expected, function(*args))
     if found:
         raise PropertyFailure("vllm", "the vLLM drop-in differs from the interpreter", f"{found}\n{code}")
@@ -591,11 +610,15 @@ class _Worker:
                 raise
 
         first = True
+        started = time.monotonic()
         while time.monotonic() < self.deadline and self.count < self.examples:
             phases = [Phase.explicit, Phase.reuse] if self.replay else [Phase.generate, Phase.shrink]
             if first and not self.replay:
                 phases.insert(0, Phase.reuse)
-            batch = min(200, self.examples - self.count)
+            # Batches sized to end near the deadline: Hypothesis cannot stop mid-run.
+            elapsed = time.monotonic() - started
+            rate = self.count / elapsed if self.count and elapsed > 0 else 20.0
+            batch = max(5, min(200, self.examples - self.count, int(rate * (self.deadline - time.monotonic()))))
             test = settings(
                 database=database,
                 max_examples=batch,
@@ -630,6 +653,44 @@ def _work(worker: _Worker) -> None:
     worker.run()
 
 
+class _Progress:
+    """The live progress line on stderr, fed by every worker's reports."""
+
+    def __init__(self, workers: int, stream: Any) -> None:
+        self.start = time.monotonic()
+        self.counts = [0] * workers
+        self.finished = [False] * workers
+        self.signatures: dict[str, str | None] = {}
+        self.stream = stream
+        # On a terminal the line redraws in place; in a log, a line every few seconds.
+        self.interval = 0.25 if getattr(stream, "isatty", lambda: False)() else 10.0
+        self.shown = 0.0
+
+    def put(self, message: tuple[Any, ...]) -> None:
+        kind, index = message[0], message[1]
+        if kind in ("progress", "done"):
+            self.counts[index] = message[2]
+            self.finished[index] = self.finished[index] or kind == "done"
+        elif kind == "failure" and message[2] not in self.signatures:
+            self.signatures[message[2]] = message[3]
+            where = f"\n  reproducer: {message[3]}" if message[3] else ""
+            self.stream.write(f"failure: {message[2]}{where}\n")
+        now = time.monotonic()
+        if now - self.shown >= self.interval or all(self.finished):
+            self.shown = now
+            end = "\r" if self.interval < 1 else "\n"
+            self.stream.write(f"[astgen.fuzz] {self.line()}{end}")
+            self.stream.flush()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        total = sum(self.counts)
+        return (
+            f"{elapsed:6.1f}s  graphs: {total} ({total / max(elapsed, 1e-9):.0f}/s)"
+            f"  failures: {len(self.signatures)}  workers: {len(self.counts)}"
+        )
+
+
 def campaign(
     *,
     seconds: float | None,
@@ -643,53 +704,43 @@ def campaign(
     checks: Sequence[str] = CHECKS,
     stream: Any = None,
 ) -> int:
-    """Run a campaign; print progress on `stream` (stderr) and return the number of distinct failures."""
-    stream = stream or sys.stderr
-    start = time.monotonic()
-    deadline = start + seconds if seconds is not None else math.inf
+    """Run a campaign, with a progress line on `stream` (stderr); return the number of distinct failures.
+
+    One worker runs in this process; more run as spawned processes, sharing
+    the example database and the reproducer directory.
+    """
+    progress = _Progress(workers, stream or sys.stderr)
+    deadline = progress.start + seconds if seconds is not None else math.inf
     share = math.ceil(max_examples / workers) if max_examples is not None else sys.maxsize
-    context = multiprocessing.get_context("spawn")
-    report = context.Queue()
-    processes = []
-    for index in range(workers):
-        worker = _Worker(index, deadline, share, database, out, report, replay, tuple(kinds), max_nodes, tuple(checks))
-        process = context.Process(target=_work, args=(worker,), daemon=True)
-        process.start()
-        processes.append(process)
-    counts = [0] * workers
-    signatures: dict[str, str | None] = {}
-    done = 0
-    while done < workers:
-        try:
-            message = report.get(timeout=0.5)
-        except queue.Empty:
-            if not any(process.is_alive() for process in processes):
-                break
-            continue
-        kind, index = message[0], message[1]
-        if kind in ("progress", "done"):
-            counts[index] = message[2]
-            done += kind == "done"
-        elif kind == "failure":
-            signatures.setdefault(message[2], message[3])
-            stream.write(f"\nfailure: {message[2]}" + (f"\n  reproducer: {message[3]}" if message[3] else "") + "\n")
-        elapsed = time.monotonic() - start
-        stream.write(
-            f"\r[astgen.fuzz] {elapsed:6.1f}s  graphs: {sum(counts)}  ({sum(counts) / max(elapsed, 1e-9):.0f}/s)"
-            f"  failures: {len(signatures)}  workers: {workers}"
-        )
-        stream.flush()
-    for process in processes:
-        process.join(timeout=5)
-    elapsed = time.monotonic() - start
-    stream.write("\n")
+
+    def worker(index: int, report: Any) -> _Worker:
+        return _Worker(index, deadline, share, database, out, report, replay, tuple(kinds), max_nodes, tuple(checks))
+
+    if workers == 1:
+        worker(0, progress).run()
+    else:
+        context = multiprocessing.get_context("spawn")
+        reports = context.Queue()
+        processes = [context.Process(target=_work, args=(worker(index, reports),)) for index in range(workers)]
+        for process in processes:
+            process.start()
+        while not all(progress.finished):
+            try:
+                progress.put(reports.get(timeout=0.5))
+            except queue.Empty:
+                if not any(process.is_alive() for process in processes):
+                    break
+        for process in processes:
+            process.join(timeout=10)
+    elapsed = time.monotonic() - progress.start
+    total = sum(progress.counts)
     print(
-        f"astgen.fuzz: {sum(counts)} graphs in {elapsed:.1f}s ({sum(counts) / max(elapsed, 1e-9):.0f} graphs/s,"
-        f" {workers} workers), {len(signatures)} distinct failures"
+        f"astgen.fuzz: {total} graphs in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} graphs/s,"
+        f" {workers} worker{'s' if workers > 1 else ''}), {len(progress.signatures)} distinct failures"
     )
-    for failure_signature, path in signatures.items():
+    for failure_signature, path in progress.signatures.items():
         print(f"  {failure_signature}" + (f" -> {path}" if path else ""))
-    return len(signatures)
+    return len(progress.signatures)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -497,7 +497,9 @@ class _Drawer:
 
     def number(self, tensor_ok: bool = True) -> Arg:
         """A scalar argument for tensor arithmetic: an int or float constant, or an int value."""
-        choices = self.ints() + (self.tensors(lambda t: t.dim() == 0) if tensor_ok else [])
+        # Sizes a tensor op accepts as a scalar: torch refuses ints beyond 64 bits.
+        sizes = [index for index in self.ints() if abs(self.values[index]) < 2**31]
+        choices = sizes + (self.tensors(lambda t: t.dim() == 0) if tensor_ok else [])
         kind = self.choose(("int", "float", "ref") if choices else ("int", "float"))
         if kind == "int":
             return ["int", self.integer(-3, 5)]
@@ -727,9 +729,11 @@ class _Drawer:
         kwargs: list[list[Any]] = []
         if function in ("add", "mul", "sub", "torch.add", "torch.mul", "torch.where"):
             other = self.tensors(lambda t: _broadcasts(t, a) and (function != "sub" or t.dtype is not torch.bool))
-            args.append(["ref", self.pick(other)] if self.flag() else self.number(tensor_ok=False))
             if function == "torch.where":
-                args.append(self.number(tensor_ok=False))
+                # A scalar branch must fit the tensor branch's dtype; small ints fit every dtype.
+                args += [["ref", self.pick(other)], ["int", self.integer(0, 5)]]
+            else:
+                args.append(["ref", self.pick(other)] if self.flag() else self.number(tensor_ok=False))
             if function == "torch.add" and floating and self.flag():
                 kwargs.append(["alpha", ["int", self.integer(-2, 3)]])
         elif function == "torch.nan_to_num":
