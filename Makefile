@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit property fuzz bench clean
+.PHONY: demo test lint unit property fuzz bench clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,16 +22,27 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check astgen tests property_tests benchmarks
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+# tests/test_redis.py runs a real Redis server (Debian package redis-server);
+# CI runs as root on Debian, so a missing server is installed here.
+redis-server:
+	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
+unit: $(STAMP) redis-server
 	$(PY) -m pytest -n 2 tests
 
+# Bounded and derandomized: the "ci" Hypothesis profile in property_tests/conftest.py.
 property: $(STAMP)
-	$(PY) -m pytest -n 2 property_tests
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 property_tests
 
 test: lint unit property
 
+# A campaign; failures become reproducer scripts in fuzz-out/, the corpus stays in FUZZ_DB
+# (a directory, or redis://host:port to share it between machines).
+FUZZ_SECONDS ?= 60
+FUZZ_WORKERS ?= 2
+FUZZ_DB ?= .hypothesis/fuzz
 fuzz: $(STAMP)
-	$(PY) -m astgen.fuzz --seconds 60 --workers 2 --out fuzz-out
+	$(PY) -m astgen.fuzz --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --db $(FUZZ_DB) --out fuzz-out
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

@@ -257,12 +257,18 @@ def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
     position = {node: index for index, node in enumerate(nodes)}
     by_name = {node.name: node for node in nodes}
     # A tuple that `unpack_tuples` took apart is read once, at its first
-    # getitem; from there on only the positions read later stay alive.
-    unpacked: dict[torch.fx.Node, torch.fx.Node] = {}
+    # getitem or straight from the call that made it; from there on only the
+    # positions read later stay alive. Where, the IR says: by position.
+    unpacked: dict[torch.fx.Node, int] = {}
     for instruction in compiled.ir.body:
-        if isinstance(instruction, ir.Unpack) and instruction.origin is not None:
-            first = by_name[instruction.origin.node]
-            unpacked[first.args[0]] = first  # type: ignore[index]
+        origin = getattr(instruction, "origin", None)
+        if origin is None:
+            continue
+        if isinstance(instruction, ir.Unpack):
+            first = by_name[origin.node]
+            unpacked[first.args[0]] = position[first]  # type: ignore[index]
+        elif isinstance(getattr(instruction, "result", None), tuple):
+            unpacked[by_name[origin.node]] = position[by_name[origin.node]]
     calls = [node for node in nodes if node.op == "call_module"]
     if len(probe.alive_at) != len(calls):
         raise PropertyFailure("liveness", "submodule call count differs", f"{len(probe.alive_at)} != {len(calls)}")
@@ -271,7 +277,7 @@ def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
         needed: set[Label] = set()
         for value in nodes[:here]:
             later = [user for user in value.users if position[user] >= here]
-            if value in unpacked and position[unpacked[value]] < here:
+            if value in unpacked and unpacked[value] < here:
                 # Its getitems already ran, as one unpacking: each read result
                 # lives on its own; the tuple only where something else reads it.
                 for user in later:
@@ -538,7 +544,7 @@ if __name__ == "__main__":
 
 def reproducer_source(recipe: strategies.Recipe, failure_signature: str) -> str:
     tree = ast.parse(_REPRODUCER)
-    constants = {"SIGNATURE": failure_signature, "RECIPE": json.dumps(recipe, indent=1, ensure_ascii=True)}
+    constants = {"SIGNATURE": failure_signature, "RECIPE": json.dumps(recipe)}
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
             name = statement.targets[0].id
@@ -618,7 +624,8 @@ class _Worker:
             # Batches sized to end near the deadline: Hypothesis cannot stop mid-run.
             elapsed = time.monotonic() - started
             rate = self.count / elapsed if self.count and elapsed > 0 else 20.0
-            batch = max(5, min(200, self.examples - self.count, int(rate * (self.deadline - time.monotonic()))))
+            left = rate * (self.deadline - time.monotonic())
+            batch = max(5, min(200, self.examples - self.count, int(min(left, 200))))
             test = settings(
                 database=database,
                 max_examples=batch,
@@ -732,6 +739,8 @@ def campaign(
                     break
         for process in processes:
             process.join(timeout=10)
+            if process.exitcode != 0:
+                progress.put(("failure", 0, f"campaign: a worker process exited with {process.exitcode}", None))
     elapsed = time.monotonic() - progress.start
     total = sum(progress.counts)
     print(

@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 
 settings.register_profile(
     "ci",
-    max_examples=int(os.environ.get("ASTGEN_PROPERTY_EXAMPLES", "200")),
+    max_examples=int(os.environ.get("ASTGEN_PROPERTY_EXAMPLES", "800")),
     deadline=None,
     derandomize=True,
     database=None,

@@ -1,0 +1,107 @@
+"""Campaign workers on two "machines" share one corpus through a real Redis server.
+
+Needs the `redis-server` binary (Debian package `redis-server`, which `make
+test` installs when missing). Without it this test fails rather than skips:
+the shared database is a feature, and CI must exercise it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BUG = "two call arguments swapped"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = shutil.which("redis-server")
+    assert server is not None, "redis-server is not installed; `make test` installs it (apt-get install redis-server)"
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert process.poll() is None, f"redis-server exited with {process.returncode}"
+                time.sleep(0.05)
+        else:
+            raise AssertionError("redis-server did not answer within 5 s")
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def fuzz_worker(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m astgen.fuzz ARGS` as another machine would run it, with the planted bug."""
+    code = (
+        "import sys; from tests.test_fuzz_teeth import planted; from astgen import fuzz\n"
+        f"with planted({BUG!r}):\n"
+        f"    sys.exit(fuzz.main({list(args)!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ)
+    )
+
+
+def test_a_failure_found_by_one_worker_is_replayed_by_another(redis_url: str, tmp_path: Path) -> None:
+    # Worker A draws graphs until it finds the bug, shrinks it, and saves it to Redis.
+    found = fuzz_worker(
+        "--db", redis_url, "--max-examples", "300", "--checks", "interpreter", "--out", str(tmp_path / "a")
+    )
+    assert found.returncode == 1, found.stdout + found.stderr
+    client = redis.Redis.from_url(redis_url)
+    assert client.keys("hypothesis-example:*"), "worker A saved nothing to Redis"
+
+    # Worker B only replays the shared database, drawing nothing of its own: it fails all the same.
+    replayed = fuzz_worker("--db", redis_url, "--replay", "--checks", "interpreter", "--out", str(tmp_path / "b"))
+    assert replayed.returncode == 1, replayed.stdout + replayed.stderr
+    assert "1 distinct failures" in replayed.stdout or "distinct failures" in replayed.stdout
+    reproducers_a = sorted(path.name for path in (tmp_path / "a").glob("repro_*.py"))
+    reproducers_b = sorted(path.name for path in (tmp_path / "b").glob("repro_*.py"))
+    assert reproducers_b and set(reproducers_b) <= set(reproducers_a), (reproducers_a, reproducers_b)
+
+    # The control: replaying an empty database (Redis database 1) finds nothing, so B's failure came from A.
+    empty = fuzz_worker("--db", redis_url + "/1", "--replay", "--checks", "interpreter", "--out", str(tmp_path / "c"))
+    assert empty.returncode == 0, empty.stdout + empty.stderr
+    assert "0 distinct failures" in empty.stdout
