@@ -831,16 +831,10 @@ def _can_broadcast_to(t: torch.Tensor, shape: torch.Size) -> bool:
     return _broadcast(t.shape, shape) == tuple(shape)
 
 
-@st.composite
 def recipes(
-    draw: Callable[..., Any],
-    *,
-    min_nodes: int = 1,
-    max_nodes: int = 8,
-    kinds: Iterable[str] = KINDS,
-    max_inputs: int = 3,
-) -> Recipe:
-    """A recipe for one split graph; `build(recipe)` makes it.
+    *, min_nodes: int = 1, max_nodes: int = 8, kinds: Iterable[str] = KINDS, max_inputs: int = 3
+) -> st.SearchStrategy[Recipe]:
+    """Recipes for split graphs; `build(recipe)` makes one.
 
     `kinds` (a subset of `KINDS`) says which node kinds and features to draw;
     `VLLM_KINDS` gives exactly the shape of vLLM's split graphs. Every graph
@@ -850,6 +844,15 @@ def recipes(
     unknown = chosen - set(KINDS)
     if unknown:
         raise ValueError(f"unknown kinds: {', '.join(sorted(unknown))}")
+    if not 0 <= min_nodes <= max_nodes or max_inputs < 1:
+        raise ValueError("need 0 <= min_nodes <= max_nodes and max_inputs >= 1")
+    return _recipes(min_nodes, max_nodes, chosen, max_inputs)
+
+
+@st.composite
+def _recipes(
+    draw: Callable[..., Any], min_nodes: int, max_nodes: int, chosen: frozenset[str], max_inputs: int
+) -> Recipe:
     drawer = _Drawer(draw, chosen, max_inputs)
     shape = [drawer.choose((2, 1, 3, 0)) for _ in range(drawer.integer(0, 3))]
     drawer.recipe["shape"] = shape
