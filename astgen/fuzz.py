@@ -41,6 +41,7 @@ import queue
 import sys
 import time
 import traceback
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -607,6 +608,9 @@ class _Worker:
 
     def run(self) -> None:
         torch.set_num_threads(1)
+        # Drawn graphs call torch in every legal and deprecated way; its
+        # warnings are not findings and would bury the progress line.
+        warnings.simplefilter("ignore")
         database = open_database(self.database)
         strategy = strategies.recipes(kinds=self.kinds, max_nodes=self.max_nodes)
         found: dict[str, tuple[strategies.Recipe, str]] = {}
