@@ -148,7 +148,20 @@ def _compile_foreign(
                 f"execution code reads {global_name!r}, an object only the process that generated "
                 "the code can bind: call generate_execution_code in this process"
             )
-    return types.FunctionType(function_code, namespace, definitions[0].name)
+    arguments = definitions[0].args
+    try:
+        # Only literal defaults travel in text; a bound one is a name this process cannot resolve.
+        defaults = tuple(ast.literal_eval(default) for default in arguments.defaults)
+        keyword_defaults = {
+            arg.arg: ast.literal_eval(default)
+            for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
+            if default is not None
+        }
+    except ValueError:
+        raise CodegenError("execution code has a parameter default that is not a literal") from None
+    function = types.FunctionType(function_code, namespace, definitions[0].name, defaults or None)
+    function.__kwdefaults__ = keyword_defaults or None
+    return function
 
 
 def _reads_global(function_code: types.CodeType, name: str) -> bool:
