@@ -3,8 +3,9 @@
 `ci` (the default, used by `make property`) is bounded and derandomized so
 `make test` is reproducible and fast; `campaign` draws many more graphs.
 Pick one with `HYPOTHESIS_PROFILE=campaign pytest property_tests`. HypoFuzz
-(`hypothesis fuzz property_tests/`) ignores the example budget and runs the
-same tests for as long as it is left running.
+runs the same tests for as long as it is left running, with the `campaign`
+profile (`HYPOTHESIS_PROFILE=campaign hypothesis fuzz property_tests/`): it
+refuses derandomized tests, and `ci` is derandomized.
 """
 
 from __future__ import annotations
