@@ -69,7 +69,7 @@ def transformer(layers: int = 2) -> torch.fx.GraphModule:
     reads only the tokens, as vLLM's does; `ShapeProp` records the tensor
     types that `--format ir` prints.
     """
-    model = TinyDecoder(layers=layers).eval()
+    model = TinyDecoder(layers=layers).train(False)
     gm = torch.fx.symbolic_trace(model)
     ShapeProp(gm).propagate(torch.randint(0, 64, (1, 8)))
     return split_at_attention(gm)

@@ -149,19 +149,13 @@ def _compile_foreign(
                 "the code can bind: call generate_execution_code in this process"
             )
     arguments = definitions[0].args
-    try:
-        # Only literal defaults travel in text; a bound one is a name this process cannot resolve.
-        defaults = tuple(ast.literal_eval(default) for default in arguments.defaults)
-        keyword_defaults = {
-            arg.arg: ast.literal_eval(default)
-            for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
-            if default is not None
-        }
-    except ValueError:
-        raise CodegenError("execution code has a parameter default that is not a literal") from None
-    function = types.FunctionType(function_code, namespace, definitions[0].name, defaults or None)
-    function.__kwdefaults__ = keyword_defaults or None
-    return function
+    if arguments.defaults or any(default is not None for default in arguments.kw_defaults):
+        # A default is an object the generating process bound; text only names it.
+        raise CodegenError(
+            "execution code has parameter defaults, which only the process that generated "
+            "the code can bind: call generate_execution_code in this process"
+        )
+    return types.FunctionType(function_code, namespace, definitions[0].name)
 
 
 def _reads_global(function_code: types.CodeType, name: str) -> bool:
