@@ -42,8 +42,7 @@ class GeneratedCode:
         self.function = function
         self.tree = tree
         self.filename = f"<astgen:{function.name}>.{next(_file_numbers)}"
-        module_code = compile(tree, self.filename, "exec", dont_inherit=True)
-        self.code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
+        self.code = function_code(tree, self.filename)
         self._source: str | None = None
         self._lock = threading.Lock()
         # Lazy entry: `linecache` calls the loader only when a traceback or
@@ -67,6 +66,12 @@ class GeneratedCode:
         return None
 
 
+def function_code(tree: ast.Module, filename: str) -> types.CodeType:
+    """`compile()` a module holding one function definition; the function's code object."""
+    module_code = compile(tree, filename, "exec", dont_inherit=True)
+    return next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
+
+
 def _source_loader(reference: weakref.ref[GeneratedCode]) -> Callable[[], str | None]:
     def load() -> str | None:
         generated = reference()
@@ -75,9 +80,9 @@ def _source_loader(reference: weakref.ref[GeneratedCode]) -> Callable[[], str | 
     return load
 
 
-def generate(lowered_function: ir.Function, *, check: bool = False) -> GeneratedCode:
+def generate(lowered_function: ir.Function) -> GeneratedCode:
     """Passes, emission and `compile()` for a lowered function, uncached."""
-    function = run_passes(lowered_function, check=check)
+    function = run_passes(lowered_function)
     return GeneratedCode(function, emit(function))
 
 
@@ -126,7 +131,7 @@ def bind(generated: GeneratedCode, bindings: tuple[object, ...]) -> types.Functi
     }
     for g in function.globals:
         namespace[g.name] = bindings[g.slot]
-    starred = next((i for i, param in enumerate(function.params) if param.variadic), len(function.params))
+    starred = ir.starred_index(function.params)
     defaults = tuple(
         _resolve(param.default, bindings) for param in function.params[:starred] if param.default is not None
     )

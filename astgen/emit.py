@@ -254,7 +254,7 @@ def _is_none(operand: ir.Operand) -> bool:
 
 def _arguments(function: ir.Function, header: _Builder) -> ast.arguments:
     """Parameters in graph order; those after a starred one are keyword-only, as in Python."""
-    starred = next((i for i, param in enumerate(function.params) if param.variadic), len(function.params))
+    starred = ir.starred_index(function.params)
     positional = function.params[:starred]
     keyword_only = function.params[starred + 1 :]
     vararg = header.at(ast.arg(arg=function.params[starred].value.name)) if starred < len(function.params) else None

@@ -313,6 +313,12 @@ class Function:
 # ---------------------------------------------------------------- queries
 
 
+def starred_index(params: tuple[Param, ...] | list[Param]) -> int:
+    """The index of the starred parameter, or `len(params)`: those before it are
+    positional, those after it keyword-only, as in a Python signature."""
+    return next((index for index, param in enumerate(params) if param.variadic), len(params))
+
+
 def operand_values(operand: Operand) -> Iterator[Value]:
     """The SSA values an operand reads, in order."""
     if isinstance(operand, Value):

@@ -410,7 +410,7 @@ class _Lowering:
     def _check_defaults(self) -> None:
         # The interpreter reads placeholders in order, so a default before a
         # parameter without one can never be used: Python would reject it.
-        starred = next((i for i, param in enumerate(self.params) if param.variadic), len(self.params))
+        starred = ir.starred_index(self.params)
         last_required = max(
             (index for index, param in enumerate(self.params[:starred]) if param.default is None),
             default=-1,

@@ -31,7 +31,7 @@ from typing import Any
 import torch.fx
 
 from astgen import ir
-from astgen.compiled import GeneratedCode, bind, code_cache
+from astgen.compiled import GeneratedCode, bind, code_cache, function_code
 from astgen.errors import CodegenError
 from astgen.lower import fast_callable, lower
 from astgen.passes import clean_name
@@ -137,13 +137,12 @@ def _compile_foreign(
         if not isinstance(statement, (ast.Assign, ast.Delete, ast.Return)):
             raise CodegenError(f"execution code holds a {type(statement).__name__} statement (line {statement.lineno})")
     by_name = {clean_name(f"{name}_fn"): name for name in submod_names}
-    module_code = compile(tree, f"<astgen:{definitions[0].name}>", "exec", dont_inherit=True)
-    function_code = next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
+    compiled = function_code(tree, f"<astgen:{definitions[0].name}>")
     namespace: dict[str, Any] = {"__builtins__": builtins.__dict__, "__name__": "astgen.generated"}
-    for global_name in function_code.co_names:
+    for global_name in compiled.co_names:
         if global_name in by_name:
             namespace[global_name] = fast_callable(submod_callables[by_name[global_name]])
-        elif not hasattr(builtins, global_name) and _reads_global(function_code, global_name):
+        elif not hasattr(builtins, global_name) and _reads_global(compiled, global_name):
             raise CodegenError(
                 f"execution code reads {global_name!r}, an object only the process that generated "
                 "the code can bind: call generate_execution_code in this process"
@@ -155,7 +154,7 @@ def _compile_foreign(
             "execution code has parameter defaults, which only the process that generated "
             "the code can bind: call generate_execution_code in this process"
         )
-    return types.FunctionType(function_code, namespace, definitions[0].name)
+    return types.FunctionType(compiled, namespace, definitions[0].name)
 
 
 def _reads_global(function_code: types.CodeType, name: str) -> bool:
