@@ -319,43 +319,36 @@ def starred_index(params: tuple[Param, ...] | list[Param]) -> int:
     return next((index for index, param in enumerate(params) if param.variadic), len(params))
 
 
-def operand_values(operand: Operand) -> Iterator[Value]:
-    """The SSA values an operand reads, in order."""
-    if isinstance(operand, Value):
-        yield operand
-    elif isinstance(operand, (TupleOf, ListOf, NamedTupleOf)):
+def operand_leaves(operand: Operand) -> Iterator[Value | Const | Global | Builtin]:
+    """Every value, literal, global and builtin an operand holds, in order."""
+    if isinstance(operand, (TupleOf, ListOf)):
         for item in operand.items:
-            yield from operand_values(item)
-    elif isinstance(operand, DictOf):
-        for key, item in operand.items:
-            yield from operand_values(key)
-            yield from operand_values(item)
-    elif isinstance(operand, SliceOf):
-        yield from operand_values(operand.start)
-        yield from operand_values(operand.stop)
-        yield from operand_values(operand.step)
-    elif isinstance(operand, Starred):
-        yield operand.value
-
-
-def operand_globals(operand: Operand) -> Iterator[Global]:
-    if isinstance(operand, Global):
-        yield operand
-    elif isinstance(operand, (TupleOf, ListOf)):
-        for item in operand.items:
-            yield from operand_globals(item)
+            yield from operand_leaves(item)
     elif isinstance(operand, NamedTupleOf):
         yield operand.cls
         for item in operand.items:
-            yield from operand_globals(item)
+            yield from operand_leaves(item)
     elif isinstance(operand, DictOf):
         for key, item in operand.items:
-            yield from operand_globals(key)
-            yield from operand_globals(item)
+            yield from operand_leaves(key)
+            yield from operand_leaves(item)
     elif isinstance(operand, SliceOf):
-        yield from operand_globals(operand.start)
-        yield from operand_globals(operand.stop)
-        yield from operand_globals(operand.step)
+        yield from operand_leaves(operand.start)
+        yield from operand_leaves(operand.stop)
+        yield from operand_leaves(operand.step)
+    elif isinstance(operand, Starred):
+        yield operand.value
+    else:
+        yield operand
+
+
+def operand_values(operand: Operand) -> Iterator[Value]:
+    """The SSA values an operand reads, in order."""
+    return (leaf for leaf in operand_leaves(operand) if isinstance(leaf, Value))
+
+
+def operand_globals(operand: Operand) -> Iterator[Global]:
+    return (leaf for leaf in operand_leaves(operand) if isinstance(leaf, Global))
 
 
 def instruction_operands(instruction: Instruction) -> tuple[Operand, ...]:
