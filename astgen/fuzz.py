@@ -41,6 +41,7 @@ import queue
 import sys
 import time
 import traceback
+import unittest
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,7 +51,7 @@ from typing import Any
 
 import torch
 import torch.fx
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from astgen import ir, strategies, vllm
@@ -602,6 +603,7 @@ class _Worker:
     kinds: tuple[str, ...]
     max_nodes: int
     checks: tuple[str, ...]
+    seed: int | None = None
     count: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     last_report: float = 0.0
@@ -614,8 +616,10 @@ class _Worker:
         database = open_database(self.database)
         strategy = strategies.recipes(kinds=self.kinds, max_nodes=self.max_nodes)
         found: dict[str, tuple[strategies.Recipe, str]] = {}
+        failing_runs = 0
 
         def campaign_property(recipe: strategies.Recipe) -> None:
+            nonlocal failing_runs
             self.count += 1
             self.tick()
             try:
@@ -623,9 +627,11 @@ class _Worker:
             except Exception as error:
                 # Hypothesis replays the shrunk example last, so it wins.
                 found[signature(error)] = (recipe, str(error))
+                failing_runs += 1
                 raise
 
         first = True
+        batches = 0
         started = time.monotonic()
         while time.monotonic() < self.deadline and self.count < self.examples:
             phases = [Phase.explicit, Phase.reuse] if self.replay else [Phase.generate, Phase.shrink]
@@ -645,9 +651,24 @@ class _Worker:
                 report_multiple_bugs=True,
                 print_blob=False,
             )(given(strategy)(campaign_property))
+            if self.seed is not None:
+                # One seed per worker and batch: each batch draws new graphs,
+                # and the same campaign draws the same ones.
+                test = seed(f"{self.seed}:{self.index}:{batches}")(test)
+            batches += 1
             # Hypothesis reports falsifying examples on stdout; the reproducers say it better.
-            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.suppress(Exception):
-                test()
+            failing = failing_runs
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                try:
+                    test()
+                except unittest.SkipTest:
+                    # Hypothesis had nothing to run: a replay of an empty database.
+                    pass
+                except Exception:
+                    # A property failure is what a campaign is for; anything
+                    # else (a broken strategy, bad settings) must not spin silently.
+                    if failing_runs == failing:
+                        raise
             for failure_signature, (recipe, message) in found.items():
                 if failure_signature not in self.failures:
                     self.failures[failure_signature] = message
@@ -720,18 +741,25 @@ def campaign(
     max_nodes: int = 8,
     checks: Sequence[str] = CHECKS,
     stream: Any = None,
+    seed: int | None = None,
 ) -> int:
     """Run a campaign, with a progress line on `stream` (stderr); return the number of distinct failures.
 
     One worker runs in this process; more run as spawned processes, sharing
-    the example database and the reproducer directory.
+    the example database and the reproducer directory. With a `seed` the
+    campaign draws the same graphs every time it runs; Hypothesis saves
+    nothing from a seeded run, so a seed and a database exclude each other.
     """
+    if seed is not None and database not in (None, "none"):
+        raise ValueError("a seeded campaign saves nothing to the example database: give a seed or a database")
     progress = _Progress(workers, stream or sys.stderr)
     deadline = progress.start + seconds if seconds is not None else math.inf
     share = math.ceil(max_examples / workers) if max_examples is not None else sys.maxsize
 
     def worker(index: int, report: Any) -> _Worker:
-        return _Worker(index, deadline, share, database, out, report, replay, tuple(kinds), max_nodes, tuple(checks))
+        return _Worker(
+            index, deadline, share, database, out, report, replay, tuple(kinds), max_nodes, tuple(checks), seed
+        )
 
     if workers == 1:
         worker(0, progress).run()
@@ -773,7 +801,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kinds", default=",".join(strategies.KINDS), help="node kinds to draw, comma-separated")
     parser.add_argument("--max-nodes", type=int, default=8)
     parser.add_argument("--checks", default=",".join(CHECKS), help="checks to run, comma-separated")
+    parser.add_argument(
+        "--seed", type=int, help="draw the same graphs on every run (default: random); saves nothing to --db"
+    )
     options = parser.parse_args(argv)
+    if options.seed is not None and options.db not in (None, "none"):
+        parser.error("--seed and --db exclude each other: Hypothesis saves nothing from a seeded run")
     seconds = options.seconds if options.seconds is not None or options.max_examples is not None else 60.0
     kinds = [kind for kind in options.kinds.split(",") if kind]
     checks = [check for check in options.checks.split(",") if check]
@@ -787,6 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kinds=kinds,
         max_nodes=options.max_nodes,
         checks=checks,
+        seed=options.seed,
     )
     return 1 if failures else 0
 
