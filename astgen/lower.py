@@ -183,11 +183,7 @@ class _Lowering:
         found = self.global_by_id.get(id(obj))
         if found is not None:
             return found
-        base = hint if hint is not None else _hint(obj)
-        name, suffix = base, 1
-        while name in self.taken:
-            name, suffix = f"{base}_{suffix}", suffix + 1
-        self.taken.add(name)
+        name = self.fresh(hint if hint is not None else _hint(obj))
         self.used.add(name)
         bound = ir.Global(name, len(self.bindings))
         self.bindings.append(obj)
