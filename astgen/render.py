@@ -31,11 +31,22 @@ def _comment(instructions: Sequence[ir.Instruction]) -> str:
     origins = [origin for instruction in instructions if (origin := getattr(instruction, "origin", None))]
     if not origins:
         return ""
-    text = "  # " + ", ".join(origin.node for origin in origins)
+    text = ", ".join(origin.node for origin in origins)
     lines = [" ".join(origin.source_line.split()) for origin in origins if origin.source_line]
     if lines:
         text += " <- " + "; ".join(dict.fromkeys(lines))
-    return text
+    return "  # " + _printable(text)
+
+
+def _printable(text: str) -> str:
+    """`text` unchanged when every character prints, else its repr.
+
+    Node names and stack traces are anyone's text: a line break in a comment
+    (any that `str.splitlines` knows, \\x85 and \\u2028 included) would end it
+    and make the rest a statement; NUL and lone surrogates break parsing and
+    printing. Each of these is a character `str.isprintable` rejects.
+    """
+    return text if text.isprintable() else repr(text)
 
 
 def to_source(
@@ -47,7 +58,7 @@ def to_source(
 ) -> str:
     """`tree` (or a `CompiledGraph`'s tree) as source text. With `annotate`,
     `function` (the IR the tree was emitted from; a `CompiledGraph` brings its
-    own) supplies a comment for each statement's first line."""
+    own) supplies a comment at the end of each statement."""
     if isinstance(tree, CompiledGraph):
         function = tree.ir
         tree = tree.tree
@@ -56,17 +67,26 @@ def to_source(
         return render(tree) + "\n"
     if function is None:
         raise ValueError("annotate needs the IR function the tree was emitted from")
-    (definition,) = tree.body
+    definition = tree.body[-1] if tree.body else None
     if not isinstance(definition, ast.FunctionDef):
-        raise ValueError("expected a module holding one function definition")
+        raise ValueError("expected a module ending in a function definition")
+    # Statements before the def (bound constants) are rendered as they are,
+    # in the renderer's own layout: only the function body is annotated.
     header = copy.copy(definition)
     header.body = [ast.Pass()]
-    lines = render(header).splitlines()[:-1]
+    shell = copy.copy(tree)
+    shell.body = [*tree.body[:-1], header]
+    lines = render(shell).splitlines()[:-1]
     # Statement i stands for instruction i; the last statement also for any
     # instruction left over (`v = <expr>; return v` is emitted `return <expr>`).
     last = len(definition.body) - 1
     for index, statement in enumerate(definition.body):
-        rendered = render(statement).splitlines()
-        rendered[0] += _comment(function.body[index:] if index == last else function.body[index : index + 1])
-        lines += ["    " + line for line in rendered]
+        # The renderer indents the statement itself, under an `if` it leaves
+        # out: indenting its lines here would indent the inside of a string
+        # astor writes over several lines. The comment goes after the last
+        # line, which ends the statement, so it can never land in a string.
+        block = ast.If(test=ast.Constant(True), body=[statement], orelse=[])
+        rendered = render(block).splitlines()[1:]
+        rendered[-1] += _comment(function.body[index:] if index == last else function.body[index : index + 1])
+        lines += rendered
     return "\n".join(lines) + "\n"
