@@ -5,9 +5,8 @@ The pipeline, one module a stage:
     lower (FX -> IR)  ->  passes (IR -> IR)  ->  emit (IR -> ast)  ->  compiled (ast -> function)
 """
 
-# `astgen.backend` is the factory, `astgen.backend(piece_backend="eager")`,
-# which hides the submodule of that name: import from it by name.
-from astgen.backend import Backend, backend
+# The torch.compile backend lives in `astgen.piecewise`; `astgen.backend` is its factory.
+from astgen.piecewise import Backend, backend
 from astgen.compiled import CompiledGraph, compile_graph
 from astgen.emit import emit
 from astgen.errors import CodegenError

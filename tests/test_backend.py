@@ -1,4 +1,4 @@
-"""astgen.backend under torch.compile: real models, eager and inductor pieces, dynamic shapes, recompiles."""
+"""astgen.piecewise (`backend="astgen"`) under torch.compile: real models, eager and inductor pieces, dynamic shapes, recompiles."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import nn
 
 import astgen
 from astgen import ir
-from astgen.backend import Backend, astgen_backend
+from astgen.piecewise import Backend, astgen_backend
 from astgen.split import ATTENTION_OPS
 
 

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     import torch
     from torch import nn
     import astgen
-    from astgen.backend import astgen_backend
+    from astgen.piecewise import astgen_backend
 
     class Stack(nn.Module):
         def __init__(self):

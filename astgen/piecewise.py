@@ -9,11 +9,16 @@ it; each piece between two splitting ops is compiled with the piece backend,
 while the splitting ops stay eager, as vLLM keeps attention out of its
 compiled pieces. astgen compiles the stitching graph that calls the pieces
 into a plain Python function, and that function is what Dynamo calls.
+
+The module is `astgen.piecewise`: `astgen.backend` is the factory function.
 """
 
 from __future__ import annotations
 
+import logging
+import operator
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -22,6 +27,8 @@ import torch.fx
 
 from astgen.compiled import CompiledGraph, compile_graph
 from astgen.split import ATTENTION_OPS, Split, SplitAt, selector, split_graph
+
+log = logging.getLogger("astgen")
 
 CompilerFn: TypeAlias = Callable[[torch.fx.GraphModule, list[Any]], Callable[..., Any]]
 PieceBackend: TypeAlias = str | CompilerFn
@@ -102,31 +109,84 @@ def _check(split_at: SplitAt, piece_backend: PieceBackend) -> None:
     selector(split_at)
 
 
+def _return_tuples(split: Split) -> None:
+    """Make each piece but the splitting ones return a tuple, as every graph Dynamo hands a backend does.
+
+    `split_module` returns a piece's one output bare, and AOT autograd
+    (`aot_eager`, and backends built on it) refuses a graph that does not
+    return a tuple. The stitching graph takes the one element back out, which
+    astgen compiles to an unpacking assignment: no wrapper around the piece.
+    """
+    graph = split.stitching.graph
+    for call in list(graph.find_nodes(op="call_module")):
+        if call.target in split.splitting:
+            continue
+        piece = split.pieces[call.target]
+        (output,) = piece.graph.find_nodes(op="output")
+        if isinstance(output.args[0], tuple):
+            continue
+        output.args = ((output.args[0],),)
+        piece.recompile()
+        users = list(call.users)
+        with graph.inserting_after(call):
+            first = graph.call_function(operator.getitem, (call, 0))
+        for user in users:
+            user.replace_input_with(call, first)
+    split.stitching.recompile()
+
+
+# Where a compiled function keeps its CompiledGraph: the backend holds the
+# function only weakly, so this attribute is what keeps the CompiledGraph alive
+# exactly as long as Dynamo keeps the function.
+_COMPILED_ATTRIBUTE = "_astgen_compiled_graph"
+
+
 class Backend:
     """A `torch.compile` backend, `(gm, example_inputs) -> callable`, for `split_at` and `piece_backend`.
 
-    `compiled` holds the `CompiledGraph` of each stitching graph made, in
-    order: one per graph Dynamo captures, so graph breaks and recompiles add
-    more. `sources` is their Python source. `torch.compile(..., options=...)`
-    overrides `split_at` and `piece_backend` for one `torch.compile` call.
+    `compiled` holds the `CompiledGraph` of each stitching graph made whose
+    function is still in use, in order: one per graph Dynamo captures, so
+    graph breaks and recompiles add more. A graph goes from it when Dynamo
+    lets go of its function (`torch._dynamo.reset()`, the model deleted) and
+    the garbage collector has run, so a long-lived backend does not keep every
+    graph it ever made. `sources` is their Python source.
+
+    `torch.compile(..., options=...)` overrides `split_at` and `piece_backend`
+    for one `torch.compile` call. `mode` is accepted and not used, as torch's
+    `eager` and `aot_eager` backends do: pieces are compiled with the piece
+    backend's defaults.
+
+    A copy (`copy.copy`, `copy.deepcopy`) has the same settings and no graphs.
     """
 
     def __init__(self, split_at: SplitAt = ATTENTION_OPS, piece_backend: PieceBackend = "inductor") -> None:
         _check(split_at, piece_backend)
         self.split_at = split_at
         self.piece_backend = piece_backend
-        self.compiled: list[CompiledGraph] = []
+        self._functions: list[weakref.ref[Callable[..., Any]]] = []
+        self._ignored_modes: set[str] = set()
         self._lock = threading.Lock()
 
     @property
-    def sources(self) -> list[str]:
+    def compiled(self) -> list[CompiledGraph]:
+        """The `CompiledGraph`s still in use, oldest first."""
         with self._lock:
-            return [compiled.source for compiled in self.compiled]
+            alive = [function for function in (reference() for reference in self._functions) if function is not None]
+            self._functions = [weakref.ref(function) for function in alive]
+        return [getattr(function, _COMPILED_ATTRIBUTE) for function in alive]
+
+    @property
+    def sources(self) -> list[str]:
+        """The Python source of each stitching graph in `compiled`."""
+        return [compiled.source for compiled in self.compiled]
 
     def compile(
         self, gm: torch.fx.GraphModule, example_inputs: Sequence[object], *, options: Mapping[str, Any] | None = None
     ) -> CompiledGraph:
-        """Split `gm`, compile its pieces and stitch them: the `CompiledGraph` of the stitching graph."""
+        """Split `gm`, compile its pieces and stitch them: the `CompiledGraph` of the stitching graph.
+
+        It stays in `compiled` while its `.fn` is alive.
+        """
         options = dict(options or {})
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
@@ -135,6 +195,7 @@ class Backend:
         piece_backend = options.get("piece_backend", self.piece_backend)
         _check(split_at, piece_backend)
         split = split_graph(gm, split_at)
+        _return_tuples(split)
         compile_piece = _compiler(piece_backend)
         inputs = piece_inputs(split, example_inputs)
         compiled_pieces: dict[str, Callable[..., Any]] = {}
@@ -142,21 +203,43 @@ class Backend:
             # A splitting op runs as it is, in eager mode.
             compiled_pieces[name] = piece if name in split.splitting else compile_piece(piece, inputs[name])
         compiled = compile_graph(split.stitching, compiled_pieces)
+        setattr(compiled.fn, _COMPILED_ATTRIBUTE, compiled)
         with self._lock:
-            self.compiled.append(compiled)
+            self._functions.append(weakref.ref(compiled.fn))
         return compiled
 
     def __call__(
-        self, gm: torch.fx.GraphModule, example_inputs: list[Any], *, options: Mapping[str, Any] | None = None
+        self,
+        gm: torch.fx.GraphModule,
+        example_inputs: list[Any],
+        *,
+        mode: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Callable[..., Any]:
+        if mode is not None and mode != "default" and mode not in self._ignored_modes:
+            self._ignored_modes.add(mode)
+            log.warning(
+                "the astgen backend ignores mode=%r: pieces are compiled with %r's defaults", mode, self.piece_backend
+            )
         return self.compile(gm, example_inputs, options=options).fn
+
+    def __copy__(self) -> Backend:
+        return Backend(self.split_at, self.piece_backend)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Backend:
+        # Ops, functions and backends are shared, not copied: they are
+        # singletons, and a lock or a compiled graph is no setting to copy.
+        return Backend(self.split_at, self.piece_backend)
 
     def __repr__(self) -> str:
         return f"<astgen Backend piece_backend={self.piece_backend!r}, {len(self.compiled)} graphs compiled>"
 
 
 def backend(split_at: SplitAt = ATTENTION_OPS, piece_backend: PieceBackend = "inductor") -> Backend:
-    """A piecewise `torch.compile` backend: split at `split_at`, pieces compiled by `piece_backend`."""
+    """A piecewise `torch.compile` backend: split at `split_at`, pieces compiled by `piece_backend`.
+
+    `split_at` defaults to `astgen.split.ATTENTION_OPS`.
+    """
     return Backend(split_at, piece_backend)
 
 
