@@ -3,20 +3,27 @@
 The pipeline, one module a stage:
 
     lower (FX -> IR)  ->  passes (IR -> IR)  ->  emit (IR -> ast)  ->  compiled (ast -> function)
+
+and back from a portable artifact (code text, piece names, constants):
+
+    load (text -> checked tree, `allowlist`)  ->  compiled function
 """
 
+from astgen._version import __version__ as __version__
 # The torch.compile backend lives in `astgen.piecewise`; `astgen.backend` is its factory.
 from astgen.piecewise import Backend, backend
-from astgen.compiled import CompiledGraph, compile_graph
+from astgen.compiled import Artifact, CompiledGraph, compile_graph
 from astgen.emit import emit
 from astgen.errors import CodegenError
 from astgen.ir import format_function, verify
+from astgen.load import load
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
 from astgen.render import to_source
 from astgen.split import Split, split_graph
 
 __all__ = [
+    "Artifact",
     "Backend",
     "CodegenError",
     "CompiledGraph",
@@ -26,6 +33,7 @@ __all__ = [
     "compile_graph",
     "emit",
     "format_function",
+    "load",
     "lower",
     "run_passes",
     "split_graph",

@@ -2,9 +2,13 @@
 
 `compile()` runs once per distinct lowered graph: the code is cached by the
 IR (which holds structure and names, never the bound objects), and each
-`compile_graph` call binds its own objects into a fresh globals dict. The
-generated function reads submodules and constants as globals, so a call costs
-nothing beyond the stitching itself: no `functools.partial`, no list indexing.
+`compile_graph` call binds its own objects by running the module's prelude
+once in a fresh globals dict, with the pieces and constants as its two
+tables. The function reads them as globals, so a call costs nothing beyond
+the stitching itself: no `functools.partial`, no list indexing.
+
+The same text and tables are a compiled graph's portable form (`Artifact`):
+`astgen.load` binds them the same way in any process.
 
 Each compiled tree gets a unique file name whose source `linecache` loads
 lazily from `ast.unparse`, so tracebacks and pdb show the generated lines.
@@ -21,11 +25,11 @@ import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch.fx
 
-from astgen import ir
+from astgen import importable, ir
 from astgen.emit import emit
 from astgen.ir import Function
 from astgen.lower import Lowered, lower
@@ -42,7 +46,9 @@ class GeneratedCode:
         self.function = function
         self.tree = tree
         self.filename = f"<astgen:{function.name}>.{next(_file_numbers)}"
-        self.code = function_code(tree, self.filename)
+        self.module_code = compile(tree, self.filename, "exec", dont_inherit=True)
+        self.code = function_code(self.module_code)
+        self.def_line = tree.body[-1].lineno
         self._source: str | None = None
         self._lock = threading.Lock()
         # Lazy entry: `linecache` calls the loader only when a traceback or
@@ -60,16 +66,48 @@ class GeneratedCode:
 
     def origin_of_line(self, lineno: int) -> ir.Origin | None:
         """The origin of the instruction on line `lineno` of `source`."""
-        index = lineno - 2
+        index = lineno - self.def_line - 1
         if 0 <= index < len(self.function.body):
             return getattr(self.function.body[index], "origin", None)
         return None
 
 
-def function_code(tree: ast.Module, filename: str) -> types.CodeType:
-    """`compile()` a module holding one function definition; the function's code object."""
-    module_code = compile(tree, filename, "exec", dont_inherit=True)
-    return next(c for c in module_code.co_consts if isinstance(c, types.CodeType))
+def function_code(module_code: types.CodeType) -> types.CodeType:
+    """The code object of the last function a compiled module defines."""
+    return [c for c in module_code.co_consts if isinstance(c, types.CodeType)][-1]
+
+
+def _import(
+    name: str, globals: object = None, locals: object = None, fromlist: object = (), level: int = 0
+) -> types.ModuleType:
+    """The `__import__` generated modules run with: `import torch` and `import operator`, nothing else."""
+    if level or fromlist or name not in importable.ROOTS:
+        raise ImportError(f"generated code may import torch and operator only, not {name!r}")
+    return importable.ROOTS[name]  # type: ignore[return-value]
+
+
+# The builtins generated code runs with: what the loader lets text name.
+# The verifier is what keeps text from reaching anything else; this keeps a
+# mistake in it from reaching `open` or `eval`.
+BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in sorted(importable.SAFE_BUILTINS)}
+BUILTINS["__import__"] = _import
+
+
+def run_module(
+    module_code: types.CodeType, tables: Mapping[str, object], name: str, kept: Mapping[str, object] | None = None
+) -> dict[str, Any]:
+    """Run a verified module's prelude and definitions once, with `tables` and `kept` as globals; its namespace.
+
+    The tables are gone from the namespace afterwards: the prelude copied
+    what the function reads into globals of their own. `kept` stays, for
+    text that reads a table at call time (vLLM's `__vllm_consts__[i]`).
+    """
+    namespace: dict[str, Any] = {"__builtins__": BUILTINS, "__name__": name, **tables, **(kept or {})}
+    # A module compiled from a tree astgen made, or one the allow-list checked.
+    exec(module_code, namespace)
+    for table in tables:
+        del namespace[table]
+    return namespace
 
 
 def _source_loader(reference: weakref.ref[GeneratedCode]) -> Callable[[], str | None]:
@@ -115,35 +153,35 @@ class _CodeCache:
 code_cache = _CodeCache(_CACHE_SIZE)
 
 
-def _resolve(operand: ir.Const | ir.Global, bindings: tuple[object, ...]) -> object:
-    return operand.value if isinstance(operand, ir.Const) else bindings[operand.slot]
-
-
 def bind(generated: GeneratedCode, bindings: tuple[object, ...]) -> types.FunctionType:
     """The generated function with `bindings` as its globals and parameter defaults."""
-    function = generated.function
-    namespace: dict[str, Any] = {
-        "__builtins__": builtins.__dict__,
-        "__name__": "astgen.generated",
-        # Keeps the tree and its linecache entry alive as long as the function:
-        # no generated name is a dunder, so the code never reads it.
-        "__astgen_code__": generated,
+    pieces, consts = ir.tables(generated.function)
+    tables = {
+        ir.PIECES_TABLE: [bindings[g.slot] for g in pieces],
+        ir.CONSTS_TABLE: [bindings[g.slot] for g in consts],
     }
-    for g in function.globals:
-        namespace[g.name] = bindings[g.slot]
-    starred = ir.starred_index(function.params)
-    defaults = tuple(
-        _resolve(param.default, bindings) for param in function.params[:starred] if param.default is not None
-    )
-    fn = types.FunctionType(generated.code, namespace, function.name, defaults or None)
-    keyword_defaults = {
-        param.value.name: _resolve(param.default, bindings)
-        for param in function.params[starred + 1 :]
-        if param.default is not None
-    }
-    if keyword_defaults:
-        fn.__kwdefaults__ = keyword_defaults
+    namespace = run_module(generated.module_code, tables, "astgen.generated")
+    # Keeps the tree and its linecache entry alive as long as the function:
+    # no generated name is a dunder, so the code never reads it.
+    namespace["__astgen_code__"] = generated
+    fn: types.FunctionType = namespace[generated.function.name]
     return fn
+
+
+class Artifact(NamedTuple):
+    """A compiled graph's portable form: with its pieces, it determines the function in any process.
+
+    `code` is the generated module's text; `piece_names` the `call_module`
+    targets whose callables the loader's caller supplies, in the order the
+    text indexes them; `consts` the objects that travel beside the text, in
+    the order it indexes them (pickle them to store the artifact; operators
+    and torch functions are named in the text, so nothing here needs them).
+    A plain tuple, so `code, piece_names, consts = artifact` reads as vLLM's triple.
+    """
+
+    code: str
+    piece_names: tuple[str, ...]
+    consts: tuple[object, ...]
 
 
 class CompiledGraph:
@@ -177,6 +215,12 @@ class CompiledGraph:
     @property
     def filename(self) -> str:
         return self.generated.filename
+
+    def artifact(self) -> Artifact:
+        """The portable form: `astgen.load(artifact, pieces)` rebuilds this function in any process."""
+        pieces, consts = ir.tables(self.ir)
+        piece_names = tuple(g.piece for g in pieces if g.piece is not None)
+        return Artifact(self.source, piece_names, tuple(self.bindings[g.slot] for g in consts))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -214,12 +258,19 @@ def compile_graph(
     *,
     cache: bool = True,
     name: str = "forward",
+    inline: bool = False,
 ) -> CompiledGraph:
     """Compile `gm`'s graph into a plain Python function.
 
     `submodules` maps `call_module` targets to callables that replace gm's own
     (a compiler's compiled pieces). With `cache=False` the code is generated
     afresh instead of reused from an earlier graph of the same structure.
+
+    With `inline=True`, pieces that are plain `GraphModule`s are spliced into
+    the function: no call frame, no callable needed to load its artifact.
+    Off by default, because a piece is a live object: calling it sees a
+    later `recompile()` or hook, a spliced copy of its graph does not.
+
     Raises `astgen.CodegenError` for a graph it cannot compile.
     """
-    return compile_lowered(lower(gm, submodules, name=name), cache=cache)
+    return compile_lowered(lower(gm, submodules, name=name, inline=inline), cache=cache)

@@ -1,9 +1,17 @@
-"""Stage 3: an IR `Function` becomes an `ast.Module` holding one `ast.FunctionDef`.
+"""Stage 3: an IR `Function` becomes an `ast.Module`: a prelude, then one `ast.FunctionDef`.
+
+The prelude binds each global the function reads, one line each, from where
+a loader finds it: `submod_0_fn = __astgen_pieces__[0]` (a piece the caller
+supplies by target), `device_cpu = __astgen_consts__[0]` (an object that
+travels beside the text), `aten_mm_default = torch.ops.aten.mm.default` (a
+name in torch or `operator`, resolved at load). So the text, with the two
+tables, determines the function in any process.
 
 The function body holds only `Assign`, `Delete` and `Return`. Statements are
 built through `_Builder`, whose helpers stamp every node with the line the
-statement will have in `ast.unparse` output (the `def` is line 1, body
-statement i is line i + 2), so tracebacks and `.source` agree.
+statement will have in `ast.unparse` output (the prelude's lines, a blank
+line, the `def`, then body statement i on the def's line + 1 + i), so
+tracebacks and `.source` agree.
 
 Literals are written as the tree `ast.parse` would give for their unparsed
 text (`-1.5` is `USub(1.5)`, `inf` is `1e309`), so unparse -> parse gives an
@@ -278,26 +286,63 @@ def _returns_last_result(function: ir.Function) -> bool:
     return isinstance(returned, ir.Return) and isinstance(result, ir.Value) and returned.value == result
 
 
-def emit(function: ir.Function) -> ast.Module:
-    """The module `def <name>(params): <body>` for `function`; positions set on every node.
+def prelude(function: ir.Function, const_index: dict[int, int] | None = None) -> list[ast.stmt]:
+    """`import` lines for the modules named, then one assignment per global, in slot order.
 
-    Statement i stands for instruction i, except that `v = <expr>; return v`
-    at the end becomes one `return <expr>` on the line of `<expr>`.
+    `const_index` maps a constant's slot to its index in the consts table
+    where that is not its position among the constants (consts shared with
+    other functions, as vLLM's `generate_execution_code_with_name` shares them).
     """
-    header = _Builder(1)
+    pieces, consts = ir.tables(function)
+    piece_of = {g.slot: index for index, g in enumerate(pieces)}
+    const_of = {g.slot: index for index, g in enumerate(consts)} if const_index is None else const_index
+    roots = sorted({g.path.partition(".")[0] for g in function.globals if g.path is not None})
+    statements: list[ast.stmt] = []
+    for root in roots:
+        line = _Builder(len(statements) + 1)
+        statements.append(line.at(ast.Import(names=[line.at(ast.alias(name=root))])))
+    for g in function.globals:
+        line = _Builder(len(statements) + 1)
+        if g.path is not None:
+            root, *attributes = g.path.split(".")
+            value: ast.expr = line.name(root)
+            for attribute in attributes:
+                value = line.at(ast.Attribute(value=value, attr=attribute, ctx=_LOAD))
+        else:
+            table, index = (
+                (ir.PIECES_TABLE, piece_of[g.slot]) if g.piece is not None else (ir.CONSTS_TABLE, const_of[g.slot])
+            )
+            value = line.at(ast.Subscript(value=line.name(table), slice=line.const(index), ctx=_LOAD))
+        statements.append(line.assign(line.name(g.name, _STORE), value))
+    return statements
+
+
+def emit(function: ir.Function, const_index: dict[int, int] | None = None) -> ast.Module:
+    """The module `<prelude> def <name>(params): <body>` for `function`; positions set on every node.
+
+    Statement i of the body stands for instruction i, except that
+    `v = <expr>; return v` at the end becomes one `return <expr>` on the line
+    of `<expr>`.
+    """
+    statements = prelude(function, const_index)
+    # `ast.unparse` puts a blank line between a prelude and the def.
+    def_line = len(statements) + 2 if statements else 1
+    header = _Builder(def_line)
     names = _reused_names(function)
     instructions = function.body
     fused_return = _returns_last_result(function)
     if fused_return:
         instructions = instructions[:-1]
-    body = [_Builder(index + 2, names).statement(instruction) for index, instruction in enumerate(instructions)]
+    first = def_line + 1
+    body = [_Builder(first + index, names).statement(instruction) for index, instruction in enumerate(instructions)]
     if fused_return:
-        last = _Builder(len(body) + 1, names)
+        last = _Builder(first + len(body) - 1, names)
         body[-1] = last.at(ast.Return(value=last.expression(instructions[-1])))
     definition = header.at(
         ast.FunctionDef(
             name=function.name, args=_arguments(function, header), body=body, decorator_list=[], returns=None
         )
     )
-    definition.end_lineno = len(body) + 1  # type: ignore[attr-defined]
-    return ast.Module(body=[definition], type_ignores=[])
+    definition.end_lineno = def_line + len(body)  # type: ignore[attr-defined]
+    statements.append(definition)
+    return ast.Module(body=statements, type_ignores=[])

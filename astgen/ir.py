@@ -124,10 +124,19 @@ class Const:
 
 @dataclass(frozen=True, slots=True)
 class Global:
-    """An object bound by reference: slot `slot` of the binding table, read as `name`."""
+    """An object bound by reference: slot `slot` of the binding table, read as `name`.
+
+    Where a portable artifact finds the object in another process: `piece`,
+    the `call_module` target it is the callable for (the loader's caller
+    supplies it by that name); `path`, a dotted name the text writes
+    (`torch.ops.aten.mm.default`, see `astgen.importable`); neither, a
+    constant that travels beside the text.
+    """
 
     name: str
     slot: int
+    piece: str | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +320,22 @@ class Function:
 
 
 # ---------------------------------------------------------------- queries
+
+# The tables a loader hands the text, as the text's prelude reads them:
+# `name = __astgen_pieces__[0]`. Dunders, so no generated name can be one.
+PIECES_TABLE = "__astgen_pieces__"
+CONSTS_TABLE = "__astgen_consts__"
+
+
+def tables(function: Function) -> tuple[tuple[Global, ...], tuple[Global, ...]]:
+    """The globals a loader supplies, pieces and constants, each in slot order.
+
+    A global's index in its table is its position here; globals with a
+    `path` are named by the text and in neither table.
+    """
+    pieces = tuple(g for g in function.globals if g.piece is not None)
+    consts = tuple(g for g in function.globals if g.piece is None and g.path is None)
+    return pieces, consts
 
 
 def starred_index(params: tuple[Param, ...] | list[Param]) -> int:
@@ -529,5 +554,11 @@ def format_function(function: Function) -> str:
     lines += [f"  {format_instruction(instruction)}" for instruction in function.body]
     lines.append("}")
     if function.globals:
-        lines.append("bound: " + ", ".join(f"@{g.name}" for g in function.globals))
+        lines.append("bound: " + ", ".join(f"@{g.name} ({_source(g)})" for g in function.globals))
     return "\n".join(lines)
+
+
+def _source(bound: Global) -> str:
+    if bound.piece is not None:
+        return f"piece {bound.piece}"
+    return bound.path or "const"

@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 import torch.fx
+from torch.fx._lazy_graph_module import _LazyGraphModule
 
 from astgen import ir
 from astgen.errors import CodegenError, user_source_line
+from astgen.importable import is_safe_builtin, public_name
 
 # The largest int written as a literal: `ast.unparse` refuses longer ones
 # (sys.int_max_str_digits), so bigger ones are bound by reference.
@@ -151,9 +153,17 @@ def _hint(obj: object) -> str:
 
 
 class _Lowering:
-    def __init__(self, gm: torch.fx.GraphModule, submodules: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(
+        self, gm: torch.fx.GraphModule, submodules: Mapping[str, Callable[..., Any]], inline: bool = False
+    ) -> None:
         self.gm = gm
         self.submodules = submodules
+        self.inline = inline
+        self.piece_by_target: dict[str, ir.Global] = {}
+        # While a piece is spliced in: its target (origins read `target.node`)
+        # and the operand its output node gives, once lowered.
+        self.inlining: list[str] = []
+        self.inlined_output: ir.Operand | None = None
         self.env: dict[torch.fx.Node, ir.Operand] = {}
         self.int_consts: dict[int, ir.Const | None] = {}
         self.params: list[ir.Param] = []
@@ -176,19 +186,33 @@ class _Lowering:
         return CodegenError.at(self.node, message)
 
     def origin(self, node: torch.fx.Node) -> ir.Origin:
-        return ir.Origin(node.name, user_source_line(node.stack_trace))
+        name = ".".join([*self.inlining, node.name])
+        return ir.Origin(name, user_source_line(node.stack_trace))
 
     def bind(self, obj: object, hint: str | None = None) -> ir.Global:
         """The `Global` for `obj`; the same object is bound once."""
         found = self.global_by_id.get(id(obj))
         if found is not None:
             return found
-        name = self.fresh(hint if hint is not None else _hint(obj))
+        bound = self.new_global(obj, hint if hint is not None else _hint(obj), path=public_name(obj))
+        self.global_by_id[id(obj)] = bound
+        return bound
+
+    def bind_piece(self, target: str, piece: object) -> ir.Global:
+        """The `Global` for the callable of `call_module` target `target`: one per target, not per
+        object, since a loader is handed a callable for each target by name."""
+        found = self.piece_by_target.get(target)
+        if found is None:
+            # The call's result is named after the target, so the callee takes a name of its own.
+            found = self.piece_by_target[target] = self.new_global(piece, f"{target}_fn", piece=target)
+        return found
+
+    def new_global(self, obj: object, hint: str, *, piece: str | None = None, path: str | None = None) -> ir.Global:
+        name = self.fresh(hint)
         self.used.add(name)
-        bound = ir.Global(name, len(self.bindings))
+        bound = ir.Global(name, len(self.bindings), piece, path)
         self.bindings.append(obj)
         self.globals.append(bound)
-        self.global_by_id[id(obj)] = bound
         return bound
 
     def operand(self, argument: object) -> ir.Operand:
@@ -222,10 +246,9 @@ class _Lowering:
         return self.reference(argument)
 
     def reference(self, obj: object) -> ir.Global | ir.Builtin:
-        """A builtin by its own name; anything else bound by reference."""
-        name = getattr(obj, "__name__", None)
-        if isinstance(name, str) and getattr(builtins, name, None) is obj:
-            return ir.Builtin(name)
+        """A builtin the loader accepts by its own name; anything else bound by reference."""
+        if is_safe_builtin(obj):
+            return ir.Builtin(obj.__name__)  # type: ignore[attr-defined]
         return self.bind(obj)
 
     def arguments(self, node: torch.fx.Node) -> tuple[tuple[ir.Operand, ...], ir.Kwargs]:
@@ -241,6 +264,8 @@ class _Lowering:
     def result(self, node: torch.fx.Node, type_: ir.Type | None = None) -> ir.Value:
         name = node.name if node.name not in self.used else self.fresh(node.name)
         self.used.add(name)
+        # A spliced piece's names are not in `taken` from the start as the graph's own are.
+        self.taken.add(name)
         value = ir.Value(name, node_type(node) if type_ is None else type_)
         self.env[node] = value
         return value
@@ -259,6 +284,9 @@ class _Lowering:
     # ------------------------------------------------------------ opcodes
 
     def lower_placeholder(self, node: torch.fx.Node) -> None:
+        if self.inlining:
+            # `inline_call` bound every placeholder of the spliced piece.
+            raise self.error("placeholder of a spliced piece was not bound")
         target = node.target
         if not isinstance(target, str):
             raise self.error("placeholder target is not a string")
@@ -276,6 +304,10 @@ class _Lowering:
         default: ir.Const | ir.Global | None = None
         if node.args:
             default_value = node.args[0]
+            if isinstance(default_value, torch.fx.Node):
+                # The interpreter hands over the node's value; a parameter
+                # default is evaluated before any node runs, so it has none.
+                raise self.error(f"placeholder default is the node {default_value.name!r}, which has no value yet")
             if is_exact_literal(default_value):
                 default = ir.Const(default_value)
             else:
@@ -299,6 +331,8 @@ class _Lowering:
         module = self.submodules[target] if target in self.submodules else self.fetch(target)
         if not callable(module):
             raise self.error(f"submodule {target!r} is not callable")
+        if self.inline and target not in self.submodules and self.inline_call(node, target, module):
+            return
         result_type = node_type(node)
         if isinstance(result_type, ir.UnknownType):
             # A replacement returns what the piece it replaces returns (a
@@ -306,8 +340,11 @@ class _Lowering:
             own = module if target not in self.submodules else _find_attribute(self.gm, target)
             result_type = _output_type(own)
         args, kwargs = self.arguments(node)
-        # The call's result is named after the target, so the callee takes a name of its own.
-        bound = self.bind(fast_callable(module), f"{target}_fn")
+        if self.inlining:
+            # A spliced piece's own pieces are not the stitching graph's: bound as objects.
+            bound = self.bind(fast_callable(module), f"{target}_fn")
+        else:
+            bound = self.bind_piece(target, fast_callable(module))
         self.body.append(ir.CallModule(self.result(node, result_type), bound, target, args, kwargs, self.origin(node)))
 
     def lower_call_function(self, node: torch.fx.Node) -> None:
@@ -316,7 +353,10 @@ class _Lowering:
             raise self.error(f"call_function target {function!r} is not callable")
         args, kwargs = self.arguments(node)
         origin = self.origin(node)
-        if function is operator.getitem and len(args) == 2 and not kwargs:
+        if function is operator.getitem and len(args) == 2 and not kwargs and (item := _folded_item(*args)):
+            # An item of a spliced piece's output tuple: the value itself.
+            self.env[node] = item
+        elif function is operator.getitem and len(args) == 2 and not kwargs:
             result_type = node_type(node)
             if isinstance(result_type, ir.UnknownType):
                 result_type = _element_type(args[0], args[1])
@@ -342,10 +382,76 @@ class _Lowering:
             raise self.error("the graph has more than one output node")
         if len(node.args) != 1 or node.kwargs:
             raise self.error("an output node takes exactly one argument")
+        if self.inlining:
+            self.inlined_output = self.operand(node.args[0])
+            self.returned = True
+            return
         self.body.append(ir.Return(self.operand(node.args[0]), self.origin(node)))
         self.returned = True
 
+    # ------------------------------------------------------------ inlining
+
+    def inline_call(self, node: torch.fx.Node, target: str, module: object) -> bool:
+        """Splice `module`'s graph in place of the call `node`; False where it must stay a call.
+
+        The piece's placeholders take the call's operands, its nodes are
+        lowered here with fresh names and origins `target.node`, and its
+        output operand stands for the call's result. Only a piece whose call
+        would run exactly its graph is spliced (see `runs_its_graph`), and
+        only where that is exact: every argument maps to a placeholder, and
+        the output holds no list or dict that two readers could share.
+        """
+        if not runs_its_graph(module) or len(self.inlining) > _MAX_INLINE_DEPTH:
+            return False
+        graph = module.graph  # type: ignore[attr-defined]
+        if type(graph._codegen) is not torch.fx.graph.CodeGen:
+            return False
+        outputs = graph.find_nodes(op="output")
+        if len(outputs) != 1 or len(outputs[0].args) != 1 or not _immutable_output(outputs[0].args[0]):
+            return False
+        placeholders = graph.find_nodes(op="placeholder")
+        if any(not isinstance(p.target, str) or p.target.startswith("*") for p in placeholders):
+            return False
+        if len(node.args) > len(placeholders) or not set(node.kwargs) <= {p.target for p in placeholders}:
+            return False
+        bound: dict[torch.fx.Node, ir.Operand] = {}
+        for index, placeholder in enumerate(placeholders):
+            if index < len(node.args):
+                bound[placeholder] = self.operand(node.args[index])
+            elif placeholder.target in node.kwargs:
+                bound[placeholder] = self.operand(node.kwargs[placeholder.target])
+            elif placeholder.args and not isinstance(placeholder.args[0], torch.fx.Node):
+                bound[placeholder] = self.operand(placeholder.args[0])
+            else:
+                return False
+        saved = (self.gm, self.env, self.submodules, self.returned, self.node)
+        self.gm, self.env, self.submodules, self.returned = module, bound, {}, False  # type: ignore[assignment]
+        self.inlining.append(target)
+        try:
+            for inner in graph.nodes:
+                if inner.op != "placeholder":
+                    self.lower_node(inner)
+        finally:
+            self.inlining.pop()
+            self.gm, self.env, self.submodules, self.returned, self.node = saved
+        if self.inlined_output is None:
+            raise self.error(f"spliced piece {target!r} has no output")
+        self.env[node] = self.inlined_output
+        self.inlined_output = None
+        return True
+
     # ------------------------------------------------------------ driver
+
+    def lower_node(self, node: torch.fx.Node) -> None:
+        self.node = node
+        if self.returned:
+            raise self.error("node after the output node")
+        method = self.methods.get(node.op)
+        if method is None:
+            method = self.methods[node.op] = getattr(self, f"lower_{node.op}", None)
+        if method is None:
+            raise self.error(f"unknown opcode {node.op!r}")
+        method(node)
 
     def fresh(self, base: str) -> str:
         name, suffix = base, 1
@@ -355,17 +461,9 @@ class _Lowering:
         return name
 
     def run(self, name: str) -> Lowered:
-        methods: dict[str, Callable[[torch.fx.Node], None] | None] = {}
+        self.methods: dict[str, Callable[[torch.fx.Node], None] | None] = {}
         for node in self.gm.graph.nodes:
-            self.node = node
-            if self.returned:
-                raise self.error("node after the output node")
-            method = methods.get(node.op)
-            if method is None:
-                method = methods[node.op] = getattr(self, f"lower_{node.op}", None)
-            if method is None:
-                raise self.error(f"unknown opcode {node.op!r}")
-            method(node)
+            self.lower_node(node)
         self.node = None
         if not self.returned:
             raise CodegenError("the graph has no output node")
@@ -417,6 +515,26 @@ class _Lowering:
                 self.params[index] = ir.Param(param.value, None, param.variadic, param.origin)
 
 
+# Pieces nest rarely; a bound keeps a self-referencing module from recursing forever.
+_MAX_INLINE_DEPTH = 32
+
+
+def _immutable_output(argument: object) -> bool:
+    """Whether a piece's output can stand for the call's result wherever it is read:
+    nodes and literals, in tuples (a list or dict built twice would be two objects)."""
+    if type(argument) is tuple:
+        return all(_immutable_output(item) for item in argument)
+    return isinstance(argument, torch.fx.Node) or is_exact_literal(argument)
+
+
+def _folded_item(container: ir.Operand, key: ir.Operand) -> ir.Operand | None:
+    """`container[key]` where the container is a tuple built in the IR and the key a constant index."""
+    if not isinstance(container, ir.TupleOf) or not isinstance(key, ir.Const) or type(key.value) is not int:
+        return None
+    index = key.value
+    return container.items[index] if -len(container.items) <= index < len(container.items) else None
+
+
 def _element_type(container: ir.Operand, key: ir.Operand) -> ir.Type:
     """The type of `container[key]` where the container's element types are known."""
     if not isinstance(container, ir.Value) or not isinstance(key, ir.Const) or type(key.value) is not int:
@@ -442,15 +560,15 @@ def _operator_name(function: object, arity: int) -> str | None:
     return name if arity == 2 and (name in ir.BINARY_SYMBOLS or name in ir.COMPARE_SYMBOLS) else None
 
 
-def fast_callable(module: Any) -> Any:
-    """What the generated code calls for a submodule.
+def runs_its_graph(module: object) -> bool:
+    """Whether calling `module` runs its graph's code and nothing else.
 
-    A GraphModule with no hooks and no `torch.compile`d call is called through
-    `.forward`: `nn.Module.__call__` would only check for hooks and forward.
-    Anything else is called as it is, exactly as the interpreter calls it.
+    True for a GraphModule with no hooks, no `torch.compile`d call, and no
+    class of its own that overrides `__call__` (GraphModule's per-instance
+    class installs a wrapper that defers to the next `__call__` up the MRO).
     """
     if not isinstance(module, torch.fx.GraphModule):
-        return module
+        return False
     hooks = (
         module._forward_hooks,
         module._forward_pre_hooks,
@@ -462,7 +580,28 @@ def fast_callable(module: Any) -> Any:
         torch.nn.modules.module._global_backward_pre_hooks,
     )
     if any(hooks) or getattr(module, "_compiled_call_impl", None) is not None:
+        return False
+    for klass in type(module).__mro__:
+        if klass.__qualname__.rpartition(".")[2] == "GraphModuleImpl":
+            continue
+        if "__call__" in vars(klass):
+            return klass is torch.nn.Module
+    return False
+
+
+def fast_callable(module: Any) -> Any:
+    """What the generated code calls for a submodule.
+
+    A GraphModule whose call would only run its graph is called through its
+    generated `forward`, skipping `nn.Module.__call__`'s hook checks. A lazy
+    one (Dynamo's and `split_module`'s `_LazyGraphModule`) is compiled first:
+    its stub `forward` would go back through `__call__` on every call.
+    Anything else is called as it is, exactly as the interpreter calls it.
+    """
+    if not runs_its_graph(module):
         return module
+    if isinstance(module, _LazyGraphModule):
+        module.real_recompile()
     return module.forward
 
 
@@ -471,8 +610,12 @@ def lower(
     submodules: Mapping[str, Callable[..., Any]] | None = None,
     *,
     name: str = "forward",
+    inline: bool = False,
 ) -> Lowered:
     """Lower `gm` to IR. `submodules` replaces `call_module` targets by name.
+
+    With `inline`, each piece that is a plain `GraphModule` (and not replaced
+    through `submodules`) is spliced into the function instead of called.
 
     Raises `CodegenError` naming the node for anything that cannot be lowered.
     """
@@ -485,4 +628,4 @@ def lower(
     unknown = sorted(set(submodules) - targets)
     if unknown:
         raise ValueError(f"submodules names targets that the graph never calls: {', '.join(map(repr, unknown))}")
-    return _Lowering(gm, submodules).run(name)
+    return _Lowering(gm, submodules, inline).run(name)

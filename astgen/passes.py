@@ -190,37 +190,41 @@ def _runs_no_code(operand: ir.Operand) -> bool:
 
 # ---------------------------------------------------------------- names
 
-_RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+# Names the text of a portable artifact gives a meaning of its own: the
+# modules its prelude imports. Keywords and builtins could not be read back.
+_RESERVED = (
+    frozenset(keyword.kwlist)
+    | frozenset(keyword.softkwlist)
+    | frozenset(dir(builtins))
+    | frozenset({"torch", "operator"})
+)
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 _INVALID_RUN = re.compile(r"_*[^A-Za-z0-9_]+_*")
 
 
 def is_clean_name(name: str) -> bool:
-    """A name that survives `unparse` -> `parse` as itself and shadows nothing.
+    """A name that survives `unparse` -> `parse` as itself, shadows nothing, and that the loader accepts.
 
     ASCII only: Python folds Unicode identifiers by NFKC when parsing, so two
-    distinct names could become one.
+    distinct names could become one. No leading underscore: the loader
+    refuses such names in text (`astgen.allowlist`), and dunders are the
+    loader's own (`__astgen_consts__`).
     """
-    return (
-        name.isascii()
-        and name.isidentifier()
-        and name not in _RESERVED
-        and not (name.startswith("__") and name.endswith("__"))
-    )
+    return name.isascii() and name.isidentifier() and name not in _RESERVED and not name.startswith("_")
 
 
 def clean_name(name: str) -> str:
     """The readable identifier closest to `name` that `is_clean_name` accepts."""
     # A run of characters no identifier holds, with the underscores around
     # it, becomes one underscore: `x; __import__('os')` reads `x_import_os`.
-    cleaned = (_INVALID_RUN.sub("_", name).strip("_") or "_") if _INVALID.search(name) else name
-    if cleaned.startswith("__") and cleaned.endswith("__"):
-        cleaned = cleaned.strip("_")
-    # Nothing readable left (`é`, `_`, ``): `_` is a soft keyword and `__` a dunder.
-    if not cleaned.strip("_"):
+    cleaned = _INVALID_RUN.sub("_", name).strip("_") if _INVALID.search(name) else name
+    # A trailing underscore is ordinary (`l_x_`); a leading one the loader refuses.
+    cleaned = cleaned.lstrip("_")
+    # Nothing readable left (`é`, `_`, ``).
+    if not cleaned:
         cleaned = "v"
     elif cleaned[0].isdigit():
-        cleaned = "_" + cleaned
+        cleaned = "v" + cleaned
     if cleaned in _RESERVED:
         cleaned += "_"
     return cleaned

@@ -139,7 +139,8 @@ def check(
 
 
 def statement_kinds(tree: ast.Module) -> set[type]:
-    (definition,) = tree.body
+    *prelude, definition = tree.body
+    assert all(isinstance(statement, (ast.Import, ast.Assign)) for statement in prelude)
     assert isinstance(definition, ast.FunctionDef)
     return {type(statement) for statement in definition.body}
 

@@ -46,7 +46,8 @@ def test_large_function_reuses_dead_names_and_still_computes_the_same() -> None:
 
 
 def test_large_function_source_round_trips() -> None:
-    compiled = astgen.compile_graph(_chain(200), cache=False)
-    namespace = dict(compiled.fn.__globals__)
-    exec(compile(compiled.source, "<round trip>", "exec"), namespace)
-    assert namespace["forward"](3) == compiled.fn(3)
+    gm = _chain(200)
+    compiled = astgen.compile_graph(gm, cache=False)
+    artifact = compiled.artifact()
+    loaded = astgen.load(artifact, {name: getattr(gm, name) for name in artifact.piece_names})
+    assert loaded(3) == compiled.fn(3)

@@ -256,7 +256,7 @@ HOSTILE = [
 
 
 def test_clean_name_accepts_ordinary_names() -> None:
-    for name in ["x", "getitem_1", "submod_0", "_private", "Linear"]:
+    for name in ["x", "getitem_1", "submod_0", "private_", "Linear"]:
         assert is_clean_name(name) and clean_name(name) == name
 
 
@@ -266,7 +266,9 @@ def test_clean_name_gives_a_clean_name(name: str) -> None:
     assert is_clean_name(cleaned), cleaned
 
 
-@pytest.mark.parametrize("name", ["class", "match", "list", "len", "__class__", "é", "x; import os"])
+@pytest.mark.parametrize(
+    "name", ["class", "match", "list", "len", "__class__", "é", "x; import os", "_private", "torch", "operator"]
+)
 def test_is_clean_name_rejects(name: str) -> None:
     assert not is_clean_name(name)
 

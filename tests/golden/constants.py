@@ -1,3 +1,15 @@
+import torch
+submod_0_fn = __astgen_pieces__[0]
+submod_1_fn = __astgen_pieces__[1]
+submod_2_fn = __astgen_pieces__[2]
+torch_clamp = torch.clamp
+torch_nan_to_num = torch.nan_to_num
+float64 = __astgen_consts__[0]
+device_cpu = __astgen_consts__[1]
+nan = __astgen_consts__[2]
+torch_full_like = torch.full_like
+examples__keywords = __astgen_consts__[3]
+
 def forward(x, y):
     getitem, getitem_1 = submod_0_fn(x)
     del x
@@ -15,5 +27,5 @@ def forward(x, y):
     del to
     full_like = torch_full_like(x_import_os_system_echo_pwned, nan)
     del x_import_os_system_echo_pwned
-    _keywords = examples__keywords(full_like, **{'not-an-identifier': 1, 'class': 2})
-    return (_keywords, submod_1)
+    keywords = examples__keywords(full_like, **{'not-an-identifier': 1, 'class': 2})
+    return (keywords, submod_1)

@@ -1,3 +1,7 @@
+submod_0_fn = __astgen_pieces__[0]
+submod_1_fn = __astgen_pieces__[1]
+submod_2_fn = __astgen_pieces__[2]
+
 def forward(x, y):
     getitem, getitem_1 = submod_0_fn(x)
     del x
