@@ -6,7 +6,7 @@ The pipeline, one module a stage:
 
 and back from a portable artifact (code text, piece names, constants):
 
-    load (text -> checked tree, `allowlist`)  ->  compiled function
+    loader (text -> checked tree, `allowlist`)  ->  compiled function
 """
 
 from astgen._version import __version__ as __version__
@@ -16,7 +16,7 @@ from astgen.compiled import Artifact, CompiledGraph, compile_graph
 from astgen.emit import emit
 from astgen.errors import CodegenError
 from astgen.ir import format_function, verify
-from astgen.load import load
+from astgen.loader import load
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
 from astgen.render import to_source

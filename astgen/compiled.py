@@ -102,7 +102,15 @@ def run_module(
     what the function reads into globals of their own. `kept` stays, for
     text that reads a table at call time (vLLM's `__vllm_consts__[i]`).
     """
-    namespace: dict[str, Any] = {"__builtins__": BUILTINS, "__name__": name, **tables, **(kept or {})}
+    # `torch` and `operator` are there already: text that names them without
+    # importing them (older vLLM text reads `operator.` with no import) still runs.
+    namespace: dict[str, Any] = {
+        "__builtins__": BUILTINS,
+        "__name__": name,
+        **importable.ROOTS,
+        **tables,
+        **(kept or {}),
+    }
     # A module compiled from a tree astgen made, or one the allow-list checked.
     exec(module_code, namespace)
     for table in tables:

@@ -169,8 +169,7 @@ def public_name(obj: object) -> str | None:
         if _is_op(obj):
             name = _op_name(obj)
         elif isinstance(obj, types.BuiltinFunctionType) and getattr(operator, obj.__name__, None) is obj:
-            function_name = obj.__name__
-            name = f"operator.{function_name}" if function_name in OPERATOR_FUNCTIONS else None
+            name = f"operator.{obj.__name__}" if obj.__name__ in OPERATOR_FUNCTIONS else None  # type: ignore[union-attr]
         else:
             name = _tensor_function_name(obj)
     except Exception:  # an object whose __name__ or __eq__ raises is no function of torch's

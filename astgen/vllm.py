@@ -34,7 +34,7 @@ import torch.fx
 from astgen import ir
 from astgen.compiled import GeneratedCode, code_cache
 from astgen.emit import emit
-from astgen.load import bind_verified, verified
+from astgen.loader import bind_verified, verified
 from astgen.lower import lower
 from astgen.passes import run_passes
 

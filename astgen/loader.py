@@ -134,7 +134,8 @@ class _CodeCache:
             if found is not None:
                 self.memory.move_to_end(key)
                 return found
-        filename = f"<astgen:load:{key[:16]}>"
+        # Not ending in ">": linecache skips such names before asking a lazy loader.
+        filename = f"<astgen:load>.{key[:16]}"
         root = cache_directory()
         folder = None if root is None else _private_directory(root)
         verified = None if folder is None else self._read(folder / key)
