@@ -128,6 +128,8 @@ def test_accepted_text_computes() -> None:
     code = ACCEPTED["torch ops and functions"]
     x = torch.eye(2) * 3
     mm, relu, gelu, added = astgen.load((code, [], []))(x)
+    torch.testing.assert_close(relu, x.relu())
+    torch.testing.assert_close(gelu, torch.nn.functional.gelu(x))
     torch.testing.assert_close(mm, x @ x)
     torch.testing.assert_close(added, x + x)
 
