@@ -41,19 +41,22 @@ Arg = list[Any]
 
 # ---------------------------------------------------------------- what graphs hold
 
-#: Every kind of node `recipes` can draw; pass a subset as `kinds` to narrow it.
-KINDS: tuple[str, ...] = (
-    "call_module",  # submodules returning a tensor, tuple, list, dict or nested containers
-    "getitem",  # operator.getitem with int, negative, slice, str and tensor-index keys
-    "call_function",  # operators and torch functions on tensors and sizes, and a constant sink
-    "call_method",  # tensor and int methods, kwargs included
-    "get_attr",  # buffers of the top-level module
-    "constants",  # constants of every kind as arguments, defaults and outputs
-    "int_inputs",  # int placeholders standing for SymInt sizes
-    "defaults",  # placeholders with default values
-    "names",  # adversarial node names, submodule targets and keyword names
-    "meta",  # node.meta['val'] on submodule calls, so astgen sees types
-)
+#: Every kind `recipes` can draw, with what it adds; pass a subset as `kinds` to narrow it.
+KIND_DESCRIPTIONS: dict[str, str] = {
+    "call_module": "submodules returning a tensor, tuple, list, dict or nested containers",
+    "getitem": "operator.getitem with int, negative, slice, str and tensor-index keys",
+    "call_function": "operators and torch functions on tensors and sizes, and a constant sink",
+    "call_method": "tensor and int methods, keywords included",
+    "get_attr": "buffers of the top-level module",
+    "constants": "constants of every kind as arguments, defaults and outputs",
+    "int_inputs": "int placeholders standing for SymInt sizes",
+    "defaults": "placeholders with default values",
+    "names": "adversarial node names, submodule targets and keyword names",
+    "meta": "node.meta['val'] on submodule calls, so astgen sees types",
+}
+KINDS: tuple[str, ...] = tuple(KIND_DESCRIPTIONS)
+#: The kinds that make nodes; the others only shape the nodes and inputs these make.
+NODE_KINDS: tuple[str, ...] = ("call_module", "getitem", "call_function", "call_method", "get_attr")
 #: Exactly what vLLM's split graphs hold: placeholders, submodule calls, getitem, output.
 VLLM_KINDS: tuple[str, ...] = ("call_module", "getitem", "meta")
 
@@ -837,8 +840,10 @@ def recipes(
     """Recipes for split graphs; `build(recipe)` makes one.
 
     `kinds` (a subset of `KINDS`) says which node kinds and features to draw;
-    `VLLM_KINDS` gives exactly the shape of vLLM's split graphs. Every graph
-    has at least one tensor input and `min_nodes` to `max_nodes` nodes.
+    it must hold one of `NODE_KINDS` unless `max_nodes` is 0, since the other
+    kinds only shape nodes. `VLLM_KINDS` gives exactly the shape of vLLM's
+    split graphs. Every graph has at least one tensor input and `min_nodes`
+    to `max_nodes` nodes.
     """
     chosen = frozenset(kinds)
     unknown = chosen - set(KINDS)
@@ -846,6 +851,12 @@ def recipes(
         raise ValueError(f"unknown kinds: {', '.join(sorted(unknown))}")
     if not 0 <= min_nodes <= max_nodes or max_inputs < 1:
         raise ValueError("need 0 <= min_nodes <= max_nodes and max_inputs >= 1")
+    if max_nodes and not chosen & set(NODE_KINDS):
+        named = ", ".join(kind for kind in KINDS if kind in chosen) or "none"
+        raise ValueError(
+            f"kinds ({named}) make no node: {', '.join(k for k in KINDS if k not in NODE_KINDS)} only shape"
+            f" the nodes that {', '.join(NODE_KINDS)} make; add one of those"
+        )
     return _recipes(min_nodes, max_nodes, chosen, max_inputs)
 
 
@@ -854,7 +865,12 @@ def _recipes(
     draw: Callable[..., Any], min_nodes: int, max_nodes: int, chosen: frozenset[str], max_inputs: int
 ) -> Recipe:
     drawer = _Drawer(draw, chosen, max_inputs)
-    shape = [drawer.choose((2, 1, 3, 0)) for _ in range(drawer.integer(0, 3))]
+    if chosen & set(NODE_KINDS) == {"getitem"}:
+        # A getitem needs something to index, and nothing else makes one:
+        # the first input, a tensor of this shape, must have a first row.
+        shape = [drawer.choose((2, 1, 3))] + [drawer.choose((2, 1, 3, 0)) for _ in range(drawer.integer(0, 2))]
+    else:
+        shape = [drawer.choose((2, 1, 3, 0)) for _ in range(drawer.integer(0, 3))]
     drawer.recipe["shape"] = shape
     drawer.inputs(shape)
     for _ in range(drawer.integer(min_nodes, max_nodes)):

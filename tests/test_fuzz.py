@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 import torch
@@ -53,6 +58,32 @@ def test_a_recipe_is_json_and_rebuilds_the_same_graph(recipe: strategies.Recipe)
 def test_unknown_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown kinds"):
         strategies.recipes(kinds=["call_module", "goto"])
+
+
+def _draw_and_run(kinds: list[str], max_nodes: int) -> None:
+    @settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(strategies.split_graphs(kinds=kinds, min_nodes=min(1, max_nodes), max_nodes=max_nodes))
+    def draws(graph: tuple[torch.fx.GraphModule, tuple]) -> None:
+        gm, args = graph
+        torch.fx.Interpreter(gm).run(*args)
+        made = [node for node in gm.graph.nodes if node.op not in ("placeholder", "output")]
+        assert bool(made) == bool(max_nodes)
+
+    draws()
+
+
+@pytest.mark.parametrize("kind", strategies.KINDS)
+def test_every_single_kind_draws_graphs_or_is_refused_when_asked_for(kind: str) -> None:
+    if kind in strategies.NODE_KINDS:
+        _draw_and_run([kind], max_nodes=8)
+        return
+    # Refused at the call, naming what makes nodes, not at the first draw with Hypothesis's InvalidArgument.
+    with pytest.raises(ValueError, match="make no node") as refused:
+        strategies.recipes(kinds=[kind])
+    assert all(node_kind in str(refused.value) for node_kind in strategies.NODE_KINDS)
+    _draw_and_run([kind], max_nodes=0)
+    for node_kind in strategies.NODE_KINDS:
+        _draw_and_run([kind, node_kind], max_nodes=8)
 
 
 def test_difference_is_exact() -> None:
@@ -140,8 +171,7 @@ def test_campaign_finds_a_planted_bug_and_writes_a_reproducer_that_replays_it(tm
 def test_a_seed_and_a_database_exclude_each_other(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seeded campaign saves nothing"):
         fuzz.campaign(seconds=1, max_examples=1, workers=1, database=str(tmp_path / "db"), out=tmp_path / "out", seed=0)
-    with pytest.raises(SystemExit):
-        fuzz.main(["--seed", "0", "--db", str(tmp_path / "db"), "--max-examples", "1"])
+    assert fuzz.main(["--seed", "0", "--db", str(tmp_path / "db"), "--max-examples", "1"]) == 2
 
 
 def test_reproducers_are_deduplicated_by_signature(tmp_path: Path) -> None:
@@ -188,3 +218,122 @@ def test_cli_exits_1_on_a_failure(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "failure: " in result.stderr and "reproducer: " in result.stderr
     assert list(tmp_path.glob("repro_*.py"))
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--checks", "nosuch"],
+        ["--checks", ","],
+        ["--kinds", "nosuch"],
+        ["--kinds", "meta"],
+        ["--max-nodes", "0"],
+        ["--db", "redis://127.0.0.1:PORT"],
+        ["--workers", "0"],
+        ["--workers", "-1"],
+        ["--workers", "two"],
+        ["--seconds", "-5"],
+        ["--seconds", "0"],
+        ["--max-examples", "0"],
+        ["--replay"],
+        ["--replay", "--db", "none"],
+        ["--replay", "--db", "MISSING"],
+        ["--no-such-option"],
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A free port nobody listens on: an unreachable Redis server.
+    argv = [arg.replace("PORT", str(_free_port())).replace("MISSING", str(tmp_path / "missing")) for arg in argv]
+    out = tmp_path / "out"
+    status = fuzz.main([*argv, "--max-examples", "5", "--out", str(out)] if "--max-examples" not in argv else argv)
+    captured = capsys.readouterr()
+    assert status == 2, captured
+    assert captured.err.startswith("python -m astgen.fuzz: error: ") and captured.err.count("\n") == 1, captured.err
+    assert captured.out == "" and not out.exists()
+
+
+def test_the_cli_exits_2_without_a_traceback() -> None:
+    result = python("-m", "astgen.fuzz", "--kinds", "nosuch")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("python -m astgen.fuzz: error: unknown kinds: nosuch; the kinds are call_module")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_version_is_astgen_s(capsys: pytest.CaptureFixture[str]) -> None:
+    import astgen
+
+    with pytest.raises(SystemExit) as exit:
+        fuzz.main(["--version"])
+    assert exit.value.code == 0
+    expected = getattr(astgen, "__version__", None) or importlib.metadata.version("astgen")
+    assert capsys.readouterr().out == f"astgen {expected}\n"
+
+
+def test_help_lists_the_kinds_checks_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        fuzz.main(["--help"])
+    assert exit.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name, description in [*strategies.KIND_DESCRIPTIONS.items(), *fuzz.CHECK_DESCRIPTIONS.items()]:
+        assert f"{name} {description}" in text, name
+    for option, default in [("--workers", "1"), ("--max-nodes", "8"), ("--out", "fuzz-out"), ("--seconds", "60")]:
+        help_of = text.split(option, 2)[-1]
+        assert f"(default: {default}" in help_of.split(" --")[0], option
+    assert "exit status: 0 no failure, 1 a failure found" in text and "2 bad usage" in text
+
+
+# ---------------------------------------------------------------- the example database
+
+
+def _contents(directory: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+def test_saved_failures_survive_replays_and_campaigns_on_fixed_code(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    options: dict[str, Any] = {"workers": 1, "database": str(db), "checks": ["interpreter"]}
+
+    def broken(recipe: strategies.Recipe, checks: Any) -> None:
+        raise fuzz.PropertyFailure("interpreter", "planted: every graph fails")
+
+    # Patched where the campaign calls it: the database's handling, not astgen, is on trial here.
+    with mock.patch.object(fuzz, "check_recipe", broken):
+        assert fuzz.campaign(seconds=60, max_examples=20, out=tmp_path / "a", **options) == 1
+    saved = _contents(db)
+    assert saved, "the failure was not saved"
+    with mock.patch.object(fuzz, "check_recipe", lambda recipe, checks: None):
+        # A worker on fixed code replays everything and finds nothing...
+        assert fuzz.campaign(seconds=60, max_examples=None, replay=True, out=tmp_path / "b", **options) == 0
+        assert _contents(db) == saved, "a replay changed the shared database"
+        # ...and a campaign on fixed code, which replays first, only adds.
+        assert fuzz.campaign(seconds=60, max_examples=20, out=tmp_path / "c", **options) == 0
+        after = _contents(db)
+        assert {name: after.get(name) for name in saved} == saved, "a campaign deleted saved failures"
+    # The entries still replay as the failure they were.
+    with mock.patch.object(fuzz, "check_recipe", broken):
+        assert fuzz.campaign(seconds=60, max_examples=None, replay=True, out=tmp_path / "d", **options) == 1
+
+
+# ---------------------------------------------------------------- the deadline
+
+
+def test_seconds_is_the_whole_run_start_up_and_shutdown_included(tmp_path: Path) -> None:
+    seconds = 6
+    begun = time.monotonic()
+    result = python(
+        "-m", "astgen.fuzz", "--seconds", str(seconds), "--workers", "2", "--db", "none",
+        "--checks", "verifier", "--out", str(tmp_path),
+    )  # fmt: skip
+    took = time.monotonic() - begun
+    assert " graphs in " in result.stdout, result.stdout + result.stderr
+    # Python's own start (about a tenth of a second before /proc counts it) is the margin.
+    assert took <= seconds + 0.5, f"--seconds {seconds} ran {took:.1f}s"
