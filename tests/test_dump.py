@@ -229,3 +229,70 @@ def test_python_dash_m_runs_in_a_fresh_process() -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------- options that do not fit, and paths
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (("--format", "ir", "--annotate"), "--annotate applies to --format source"),
+        (("--format", "ast", "--annotate"), "--annotate applies to --format source"),
+        (("--format", "ir", "--renderer", "astor"), "--renderer applies to --format source"),
+        (("--format", "ast", "--renderer", "unparse"), "--renderer applies to --format source"),
+    ],
+)
+def test_source_options_with_another_format(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], fragment: str
+) -> None:
+    assert_one_line_error(*run(capsys, "--example", "toy", *argv), fragment)
+
+
+def test_directory_and_other_paths(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
+    assert_one_line_error(*run(capsys, str(tmp_path)), "is a directory")
+    (tmp_path / "model.pt2").mkdir()
+    assert_one_line_error(*run(capsys, str(tmp_path / "model.pt2")), "is a directory")
+    assert_one_line_error(*run(capsys, str(ROOT / "tests" / "test_dump.py")), "not of a .pt2 file")
+    for suffix in (".pt", ".pkl"):
+        # No such file is what is wrong, with or without --trust-pickle.
+        assert_one_line_error(*run(capsys, str(tmp_path / f"missing{suffix}")), "no such file")
+
+
+def make_relu() -> torch.fx.GraphModule:
+    return torch.fx.symbolic_trace(Doubler())
+
+
+def test_split_at_a_python_function(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "tests.test_dump:make_split_at_function", "--split-at", "torch.relu")
+    assert (status, err) == (0, "")
+    assert len([line for line in out.splitlines() if "submod_" in line and "_fn(" in line]) == 3
+    # Doubler calls the `relu` method, which is no call of torch.relu.
+    assert_one_line_error(*run(capsys, "tests.test_dump:make_relu", "--split-at", "torch.relu"), "no node")
+
+
+def make_split_at_function() -> torch.fx.GraphModule:
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    graph.output(
+        graph.call_function(torch.neg, (graph.call_function(torch.relu, (graph.call_function(torch.neg, (x,)),)),))
+    )
+    return torch.fx.GraphModule(torch.nn.Module(), graph)
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("aten.cos.default", "no node of the graph calls it"),
+        ("torch.cos", "no node of the graph calls it"),
+        ("no_such_package_anywhere.fn", "nor a Python function"),
+        ("torch.no_such_function", "nor a Python function"),
+    ],
+)
+def test_split_at_that_matches_nothing(capsys: pytest.CaptureFixture[str], name: str, fragment: str) -> None:
+    assert_one_line_error(*run(capsys, "tests.test_dump:make_split_at_function", "--split-at", name), fragment)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "--version")
+    assert (status, out, err) == (0, f"astgen {astgen.__version__}\n", "")

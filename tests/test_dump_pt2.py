@@ -173,12 +173,27 @@ def trusted_non_graph(tmp_path: Path) -> list[str]:
         (lambda tmp, program: bad_pt2(tmp), "cannot load"),
         (lambda tmp, program: [str(program), "--split-at", "aten.no_such_op_anywhere.default"], "no op named"),
         (lambda tmp, program: [str(program), "--split-at", "not an op"], "not an op name"),
+        (lambda tmp, program: [str(program), "--split-at", "aten.cos.default"], "no node of the graph calls it"),
+        (lambda tmp, program: [str(tmp / "missing.pkl")], "no such file"),
+        (lambda tmp, program: [str(tmp)], "is a directory"),
         (lambda tmp, program: trusted_non_graph(tmp), "not a torch.fx.GraphModule"),
         (lambda tmp, program: [str(tmp / "missing.pkl"), "--trust-pickle"], "no such file"),
         (lambda tmp, program: [str(program), "--format", "nope"], "invalid choice"),
         (lambda tmp, program: [str(program), "--example", "toy"], "not both"),
     ],
-    ids=["missing", "corrupt", "unknown-op", "malformed-op", "pickle-not-a-graph", "missing-pickle", "format", "both"],
+    ids=[
+        "missing",
+        "corrupt",
+        "unknown-op",
+        "malformed-op",
+        "matches-nothing",
+        "missing-untrusted-pickle",
+        "directory",
+        "pickle-not-a-graph",
+        "missing-pickle",
+        "format",
+        "both",
+    ],
 )
 def test_bad_input_is_one_line_and_status_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, program: Path, arguments: object, message: str
@@ -186,3 +201,21 @@ def test_bad_input_is_one_line_and_status_2(
     status, out, err = run(capsys, *arguments(tmp_path, program))  # type: ignore[operator]
     assert status == 2 and out == ""
     assert len(err.splitlines()) == 1 and err.startswith("astgen.dump: ") and message in err
+
+
+def test_split_at_the_python_function_of_an_aten_op(capsys: pytest.CaptureFixture[str], program: Path) -> None:
+    # What a user writes in the model names the op torch.export recorded.
+    _, default, _ = run(capsys, str(program))
+    status, out, err = run(capsys, str(program), "--split-at", "torch.nn.functional.scaled_dot_product_attention")
+    assert (status, err) == (0, "")
+    assert out == default
+
+
+def test_program_without_attention_prints_one_piece_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "small.pt2"
+    torch.export.save(torch.export.export(Small(), (torch.randn(2, 4),)), path)
+    status, out, err = run(capsys, str(path))
+    assert status == 0 and piece_calls(out) == ["submod_0_fn"]
+    assert len(err.splitlines()) == 1 and "no attention op" in err
