@@ -11,6 +11,8 @@ that attaches error notes and is shown as its own row.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import platform
 import sys
@@ -169,7 +171,7 @@ def plot(per: list[dict[str, Any]], gen: list[dict[str, Any]], path: Path) -> No
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smallest sizes, one round (a smoke run)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where bench.json and bench.png go")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where bench.txt, bench.json and bench.png go")
     options = parser.parse_args(argv)
     started = time.perf_counter()
     if options.quick:
@@ -180,14 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         per = per_call.measure()
         gen = codegen.measure()
         mem = memory.measure()
-    print(
-        f"# astgen benchmarks ({platform.python_implementation()} {platform.python_version()}, torch {torch.__version__}, {platform.machine()})"
-    )
-    print_per_call(per)
-    print_codegen(gen)
-    print_memory(mem)
     checks = targets(per, gen)
-    print_targets(checks)
     options.out.mkdir(parents=True, exist_ok=True)
     results = {
         "python": sys.version,
@@ -199,12 +194,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "memory": mem,
         "targets": checks,
     }
+    text = report(results)
+    print(text, end="")
+    # Every file of `results/` comes from this one run, so none can go stale beside the others.
+    (options.out / "bench.txt").write_text(text)
     (options.out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
     plot(per, gen, options.out / "bench.png")
-    print(
-        f"\nwrote {options.out / 'bench.json'} and {options.out / 'bench.png'} in {time.perf_counter() - started:.0f} s"
-    )
+    written = ", ".join(str(options.out / name) for name in ("bench.txt", "bench.json", "bench.png"))
+    print(f"\nwrote {written} in {time.perf_counter() - started:.0f} s")
     return results
+
+
+def report(results: dict[str, Any]) -> str:
+    """The tables and targets of a run, as printed and as `results/bench.txt` holds them."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        python = results["python"].split()[0]
+        print(f"# astgen benchmarks (Python {python}, torch {results['torch']}, {results['platform']})")
+        print_per_call(results["per_call"])
+        print_codegen(results["codegen"])
+        print_memory(results["memory"])
+        print_targets(results["targets"])
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":
