@@ -20,7 +20,8 @@ only. Its expressions are literals, names it binds, prelude names,
 of builtins (`astgen.importable.SAFE_BUILTINS`), tuples, lists, dicts,
 subscripts and slices, operators, calls, dotted names that `astgen.importable`
 resolves to a torch operator or tensor function, and attributes and method
-calls on the function's own values, with names that do not start with `_`.
+calls on the function's own values, with names that do not start with `_`
+(or are an operator's dunder method, `importable.SAFE_DUNDER_METHODS`).
 No attribute and no module-level name starts with `_`, unless it is one of
 the tables above; a local name may (vLLM names locals after FX nodes such as
 `_to_copy`), if it is no dunder. A dotted name is judged by the object it
@@ -156,7 +157,9 @@ class _Function:
         # nothing outside, so one leading underscore is fine, a dunder is not.
         if not name.isidentifier() or name.startswith("__"):
             raise _refuse(node, f"name {name!r} is a dunder or no identifier")
-        if name in _RESERVED or name in self.checker.module_names:
+        # A local may share a function's name (the function never reads
+        # itself), not a prelude name: the body would read the wrong object.
+        if name in _RESERVED or name in self.checker.prelude_names:
             raise _refuse(node, f"name {name!r} would shadow a name the text reads from outside")
         self.locals.add(name)
 
@@ -302,7 +305,7 @@ class _Function:
         if dotted is not None and dotted.partition(".")[0] in importable.ROOTS:
             self.checker.resolve(node, dotted)
             return
-        if node.attr.startswith("_"):
+        if node.attr.startswith("_") and node.attr not in importable.SAFE_DUNDER_METHODS:
             raise _refuse(node, f"attribute {node.attr!r} starts with '_'")
         self.receiver(node.value)
 

@@ -109,6 +109,56 @@ OPERATOR_FUNCTIONS = frozenset(
     }
 )
 
+# Dunder methods text may call on its own values, as FX records them
+# (`call_method __add__`): each is an operator's, computing on its operands.
+# Not `__class__`, `__reduce__`, `__getattribute__` or anything else that
+# reaches types, attributes or pickling.
+SAFE_DUNDER_METHODS = frozenset(
+    f"__{name}__"
+    for base in (
+        "add",
+        "sub",
+        "mul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "pow",
+        "matmul",
+        "and",
+        "or",
+        "xor",
+        "lshift",
+        "rshift",
+    )
+    for name in (base, f"r{base}", f"i{base}")
+) | frozenset(
+    f"__{name}__"
+    for name in (
+        "neg",
+        "pos",
+        "abs",
+        "invert",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "getitem",
+        "setitem",
+        "len",
+        "contains",
+        "bool",
+        "int",
+        "float",
+        "index",
+        "round",
+        "floor",
+        "ceil",
+        "trunc",
+    )
+)
+
 # The modules of torch's tensor API a function may be named from, in the
 # order a name is looked for. `torch.Tensor` holds the methods FX records as
 # `torch.Tensor.add`.

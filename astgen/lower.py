@@ -462,6 +462,9 @@ class _Lowering:
 
     def run(self, name: str) -> Lowered:
         self.methods: dict[str, Callable[[torch.fx.Node], None] | None] = {}
+        # The module defines the function under its name: no global may take it.
+        self.used.add(name)
+        self.taken.add(name)
         for node in self.gm.graph.nodes:
             self.lower_node(node)
         self.node = None

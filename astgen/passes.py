@@ -273,14 +273,15 @@ def assign_names(function: ir.Function) -> ir.Function:
     the function comes back as it is.
     """
     names = _all_names(function)
-    if len(set(names)) == len(names) and all(map(is_clean_name, names)):
+    if len(set(names)) == len(names) and all(map(is_clean_name, names)) and function.name not in names:
         return function
-    namer = _Names(name for name in names if is_clean_name(name))
+    namer = _Names([function.name, *(name for name in names if is_clean_name(name))])
     # Keyed by (is a global, name): a value and a global may share a name,
     # and only one of them may keep it.
     first_global = len(names) - len(function.globals)
     renamed: dict[tuple[bool, str], str] = {}
-    seen: set[str] = set()
+    # The module defines the function under its name: nothing else keeps it.
+    seen: set[str] = {function.name}
     for index, name in enumerate(names):
         if is_clean_name(name) and name not in seen:
             seen.add(name)

@@ -478,3 +478,12 @@ def test_run_passes_check_catches_broken_input() -> None:
     x, y = v("x"), v("y")
     with pytest.raises(CodegenError):
         run_passes(function((x,), call(y, x)), check=True)
+
+
+def test_no_name_is_the_function_name() -> None:
+    # A global named like the function would be redefined by the `def` in the module text.
+    x, y = v("x"), v("forward!")
+    bound = ir.Global("forward", 0)
+    fn = ir.Function("forward", (ir.Param(x),), (ir.CallFunction(y, bound, (x,), ()), ir.Return(y)), (bound,))
+    renamed = ir.verify(assign_names(fn))
+    assert renamed.name == "forward" and "forward" not in names_in(renamed)
