@@ -72,11 +72,11 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
             process.wait()
 
 
-def fuzz_worker(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m astgen.fuzz ARGS` as another machine would run it, with the planted bug."""
+def fuzz_worker(*args: str, bug: str | None = BUG) -> subprocess.CompletedProcess[str]:
+    """`python -m astgen.fuzz ARGS` as another machine would run it, with the planted bug (None: the real code)."""
     code = (
-        "import sys; from tests.test_fuzz_teeth import planted; from astgen import fuzz\n"
-        f"with planted({BUG!r}):\n"
+        "import contextlib, sys; from tests.test_fuzz_teeth import planted; from astgen import fuzz\n"
+        f"with planted({bug!r}) if {bug!r} else contextlib.nullcontext():\n"
         f"    sys.exit(fuzz.main({list(args)!r}))\n"
     )
     return subprocess.run(
@@ -101,7 +101,16 @@ def test_a_failure_found_by_one_worker_is_replayed_by_another(redis_url: str, tm
     reproducers_b = sorted(path.name for path in (tmp_path / "b").glob("repro_*.py"))
     assert reproducers_b and set(reproducers_b) <= set(reproducers_a), (reproducers_a, reproducers_b)
 
+    # Worker C runs code without the bug: its replay finds nothing and leaves
+    # the shared corpus as it was, so A and B keep their failure.
+    saved = {key: client.smembers(key) for key in client.keys("hypothesis-example:*")}
+    fixed = fuzz_worker(
+        "--db", redis_url, "--replay", "--checks", "interpreter", "--out", str(tmp_path / "c"), bug=None
+    )
+    assert "0 distinct failures" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert {key: client.smembers(key) for key in client.keys("hypothesis-example:*")} == saved
+
     # The control: replaying an empty database (Redis database 1) finds nothing, so B's failure came from A.
-    empty = fuzz_worker("--db", redis_url + "/1", "--replay", "--checks", "interpreter", "--out", str(tmp_path / "c"))
+    empty = fuzz_worker("--db", redis_url + "/1", "--replay", "--checks", "interpreter", "--out", str(tmp_path / "d"))
     assert empty.returncode == 0, empty.stdout + empty.stderr
     assert "0 distinct failures" in empty.stdout
