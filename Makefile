@@ -36,8 +36,9 @@ property: $(STAMP)
 
 test: lint unit property
 
-# A campaign; failures become reproducer scripts in fuzz-out/, the corpus stays in FUZZ_DB
-# (a directory, or redis://host:port to share it between machines).
+# A campaign; failures become reproducer scripts in fuzz-out/ and stay saved in FUZZ_DB
+# (a directory, or redis://host:port to share them between machines), which
+# campaigns replay first and never delete from. It holds no passing graphs.
 FUZZ_SECONDS ?= 60
 FUZZ_WORKERS ?= 2
 FUZZ_DB ?= .hypothesis/fuzz
