@@ -11,6 +11,8 @@ alone. Contenders, all calling the very same submodule callables:
   call then also pays `nn.Module.__call__`.
 - string baseline: the seed's f-string code, `exec` and `functools.partial`.
 - astgen .fn: the bare generated function, what compilers put on the hot path.
+- astgen load(artifact): the same function rebuilt by `astgen.load` from the
+  compiled graph's portable artifact, as a later process rebuilds it.
 - astgen CompiledGraph: `CompiledGraph.__call__`, `.fn` inside a try that adds error notes.
 - hand-written: the ideal a careful person writes (`hand_written.py`).
 """
@@ -33,8 +35,9 @@ GRAPH_MODULE_MODULES = "GraphModule.__call__ (nn.Module pieces)"
 STRING = "string baseline"
 ASTGEN_FN = "astgen .fn"
 ASTGEN_CG = "astgen CompiledGraph"
+ASTGEN_LOADED = "astgen load(artifact)"
 HAND = "hand-written"
-CONTENDERS = (INTERPRETER, GRAPH_MODULE_MODULES, GRAPH_MODULE, STRING, ASTGEN_FN, ASTGEN_CG, HAND)
+CONTENDERS = (INTERPRETER, GRAPH_MODULE_MODULES, GRAPH_MODULE, STRING, ASTGEN_FN, ASTGEN_LOADED, ASTGEN_CG, HAND)
 
 LAYERS = (1, 2, 4, 8, 16, 32, 80, 160, 250, 500)
 
@@ -65,6 +68,7 @@ def contenders(stitching: graphs.Stitching) -> dict[str, Callable[..., Any]]:
         GRAPH_MODULE: gm,
         STRING: string_baseline.compile_graph(gm, callables),
         ASTGEN_FN: compiled.fn,
+        ASTGEN_LOADED: astgen.load(compiled.artifact(), callables),
         ASTGEN_CG: compiled,
         HAND: hand_written.compile_hand_written(stitching),
     }

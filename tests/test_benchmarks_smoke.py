@@ -87,3 +87,15 @@ def test_gpu_llama_runs_on_cpu() -> None:
         "astgen .fn",
         "astgen CompiledGraph",
     }
+
+
+def test_artifact_benchmarks_run_and_agree(tmp_path: Path, capsys) -> None:
+    from benchmarks import artifact
+
+    load = artifact.measure_load((50,), rounds=1)
+    assert set(load[0]["median_s"]) == set(artifact.LOAD_CONTENDERS)
+    calls = artifact.measure_calls((2,), rounds=1, target_s=0.001)
+    assert calls[0]["attention_pieces"] == 2
+    artifact.print_load(load)
+    artifact.print_calls(calls)
+    assert "Warm load" in capsys.readouterr().out
