@@ -114,8 +114,8 @@ def _return_tuples(split: Split) -> None:
 
     `split_module` returns a piece's one output bare, and AOT autograd
     (`aot_eager`, and backends built on it) refuses a graph that does not
-    return a tuple. The stitching graph takes the one element back out, which
-    astgen compiles to an unpacking assignment: no wrapper around the piece.
+    return a tuple. The stitching graph takes the one element back out
+    (`x = piece(...)[0]`), so no wrapper stands between Dynamo and the piece.
     """
     graph = split.stitching.graph
     for call in list(graph.find_nodes(op="call_module")):
@@ -219,7 +219,8 @@ class Backend:
         if mode is not None and mode != "default" and mode not in self._ignored_modes:
             self._ignored_modes.add(mode)
             log.warning(
-                "the astgen backend ignores mode=%r: pieces are compiled with %r's defaults", mode, self.piece_backend
+                "the astgen backend ignores mode=%r, as torch's eager backend does: pieces get piece_backend's defaults",
+                mode,
             )
         return self.compile(gm, example_inputs, options=options).fn
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import logging
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -309,3 +311,234 @@ def test_unknown_piece_backend_and_option_are_refused() -> None:
         Backend(piece_backend="no_such_backend_anywhere").compile(gm, [torch.randn(2, 4)])
     with pytest.raises(ValueError, match="unknown astgen backend options"):
         Backend().compile(gm, [torch.randn(2, 4)], options={"mode": "max-autotune"})
+
+
+def test_module_is_importable_by_its_name_and_the_entry_point_resolves() -> None:
+    import importlib
+    import tomllib
+    import types
+    from pathlib import Path
+
+    import astgen.piecewise as module
+
+    assert isinstance(module, types.ModuleType)
+    assert module.astgen_backend is astgen_backend and module.backend is astgen.backend
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    entry = pyproject["project"]["entry-points"]["torch_dynamo_backends"]["astgen"]
+    module_name, _, attribute = entry.partition(":")
+    assert getattr(importlib.import_module(module_name), attribute) is astgen_backend
+    # The factory is still what the package's name gives.
+    assert isinstance(astgen.backend(piece_backend="eager"), Backend)
+
+
+@pytest.mark.parametrize("piece_backend", ["aot_eager", "eager"])
+def test_every_readme_piece_backend_on_the_readme_model(piece_backend: str) -> None:
+    # The last piece returns one value: AOT autograd takes tuple outputs only.
+    # Inductor on this model: test_gpt_inductor_pieces_dynamic_shapes.
+    torch.manual_seed(0)
+    model = GPT(layers=1, dim=8).eval()
+    backend = Backend(piece_backend=piece_backend)
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 6):
+            idx = torch.randint(0, 32, (2, seq))
+            torch.testing.assert_close(compiled_model(idx), model(idx), rtol=1e-4, atol=1e-5)
+    (stitching,) = backend.compiled
+    assert len(called_pieces(stitching)) == 3
+
+
+def test_compiled_pieces_return_tuples() -> None:
+    torch.manual_seed(0)
+    model = GPT(layers=2).eval()
+    calls: list[tuple[torch.fx.GraphModule, list[Any]]] = []
+    compiled_model = torch.compile(model, backend=Backend(piece_backend=recording(calls)))
+    idx = torch.randint(0, 32, (1, 4))
+    with torch.no_grad():
+        torch.testing.assert_close(compiled_model(idx), model(idx))
+    assert len(calls) == 3
+    for gm, _ in calls:
+        (output,) = gm.graph.find_nodes(op="output")
+        assert isinstance(output.args[0], tuple), gm.code
+
+
+class ScaledAttention(nn.Module):
+    """Attention with a float attribute as its scale: under dynamic=True Dynamo reads it with `.item()`."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.scale = 0.3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.out(F.scaled_dot_product_attention(q, k, v, scale=self.scale)) * self.scale
+
+
+def test_no_python_float_crosses_a_piece_boundary() -> None:
+    torch.manual_seed(0)
+    model = ScaledAttention().eval()
+    calls: list[tuple[torch.fx.GraphModule, list[Any]]] = []
+    backend = Backend(piece_backend=recording(calls))
+    compiled_model = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 5):
+            x = torch.randn(2, seq, 8)
+            torch.testing.assert_close(compiled_model(x), model(x))
+    (stitching,) = backend.compiled
+    assert len(called_pieces(stitching)) == 3
+    # The scale is read in the piece before attention, in attention and after it.
+    floats = [
+        node
+        for gm, _ in calls
+        for node in gm.graph.nodes
+        if isinstance(node.meta.get("example_value"), (float, torch.SymFloat))
+    ]
+    assert floats, "Dynamo no longer makes the scale a float: this test tests nothing"
+    for gm, _ in calls:
+        (output,) = gm.graph.find_nodes(op="output")
+        for value in output.args[0]:
+            assert not isinstance(value.meta.get("example_value"), (float, torch.SymFloat)), gm.code
+        for placeholder in gm.graph.find_nodes(op="placeholder"):
+            assert not isinstance(placeholder.meta.get("example_value"), (float, torch.SymFloat)), gm.code
+
+
+def test_float_scale_with_aot_eager_pieces() -> None:
+    torch.manual_seed(0)
+    model = ScaledAttention().eval()
+    compiled_model = torch.compile(model, backend=Backend(piece_backend="aot_eager"), dynamic=True)
+    with torch.no_grad():
+        for seq in (3, 5):
+            x = torch.randn(2, seq, 8)
+            torch.testing.assert_close(compiled_model(x), model(x))
+
+
+def test_history_lets_go_of_graphs_dynamo_dropped() -> None:
+    import gc
+
+    backend = Backend(piece_backend="eager")
+    # Models of one class share their graph (parameters are its inputs): each
+    # width is a graph of its own.
+    models = [Block(dim, 2).eval() for dim in (4, 6, 8, 10)]
+    with torch.no_grad():
+        for model in models:
+            torch.compile(model, backend=backend)(torch.randn(1, 3, model.ln1.normalized_shape[0]))
+    assert len(backend.compiled) == 4
+    kept = Block(12, 2).eval()
+    kept_compiled = torch.compile(kept, backend=backend)
+    torch._dynamo.reset()
+    del model, models
+    gc.collect()
+    assert backend.compiled == [] and backend.sources == []
+    # A graph in use stays, with its source.
+    with torch.no_grad():
+        kept_compiled(torch.randn(1, 3, 12))
+    (stitching,) = backend.compiled
+    assert backend.sources == [stitching.source]
+
+
+def test_mode_is_accepted_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(0)
+    model = GPT(layers=1, dim=8).eval()
+    backend = Backend(piece_backend="eager")
+    compiled_model = torch.compile(model, backend=backend, mode="reduce-overhead", dynamic=True)
+    with caplog.at_level(logging.WARNING, logger="astgen"), torch.no_grad():
+        idx = torch.randint(0, 32, (2, 5))
+        torch.testing.assert_close(compiled_model(idx), model(idx))
+    assert len(backend.compiled) == 1
+    assert any("ignores mode='reduce-overhead'" in record.getMessage() for record in caplog.records)
+
+
+def test_a_copy_has_the_settings_and_no_graphs() -> None:
+    calls: list[tuple[torch.fx.GraphModule, list[Any]]] = []
+    piece_backend = recording(calls)
+    original = astgen.backend(split_at={F.gelu}, piece_backend=piece_backend)
+    gm = torch.fx.symbolic_trace(nn.Sequential(nn.Linear(4, 4), nn.GELU()))
+    kept = original.compile(gm, [torch.randn(2, 4)])
+    for duplicate in (copy.deepcopy(original), copy.copy(original)):
+        assert isinstance(duplicate, Backend) and duplicate is not original
+        assert duplicate.split_at == {F.gelu} and duplicate.piece_backend is piece_backend
+        assert duplicate.compiled == []
+        x = torch.randn(3, 4)
+        torch.testing.assert_close(duplicate.compile(gm, [x]).fn(x), gm(x))
+    assert original.compiled == [kept]
+
+
+@pytest.mark.parametrize(
+    "split_at",
+    [
+        {torch.ops.aten.scaled_dot_product_attention},
+        {torch.ops.aten.scaled_dot_product_attention.default},
+        {"aten.scaled_dot_product_attention.default"},
+        {F.scaled_dot_product_attention},
+    ],
+    ids=["packet", "overload", "name", "function"],
+)
+def test_split_at_an_op_matches_dynamo_and_exported_graphs(split_at: set[Any]) -> None:
+    torch.manual_seed(0)
+    model = GPT(layers=2).eval()
+    backend = Backend(split_at=split_at, piece_backend="eager")
+    compiled_model = torch.compile(model, backend=backend)
+    idx = torch.randint(0, 32, (2, 5))
+    with torch.no_grad():
+        torch.testing.assert_close(compiled_model(idx), model(idx))
+    (stitching,) = backend.compiled
+    assert len(called_pieces(stitching)) == 5
+    # The same op in an exported program.
+    exported = torch.export.export(model, (idx,))
+    split = astgen.split_graph(exported.module(), split_at)
+    assert len(split.splitting) == 2, exported.graph_module.code
+    torch.testing.assert_close(split.stitching(idx), model(idx))
+
+
+@pytest.mark.parametrize(
+    "split_at",
+    [{"aten.scaled_dot_product_attention.default"}, {F.scaled_dot_product_attention}],
+    ids=["name", "function"],
+)
+def test_attention_matches_its_fused_cpu_kernel(split_at: set[Any]) -> None:
+    # What AOT autograd's decompositions turn attention into on CPU.
+    graph = torch.fx.Graph()
+    q = graph.placeholder("q")
+    fused = graph.call_function(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default, (q, q, q))
+    out = graph.call_function(operator.getitem, (fused, 0))
+    graph.output(graph.call_function(torch.ops.aten.relu.default, (out,)))
+    gm = torch.fx.GraphModule({}, graph)
+    split = astgen.split_graph(gm, split_at)
+    assert len(split.splitting) == 1
+    q_value = torch.randn(1, 2, 4, 8)
+    torch.testing.assert_close(split.stitching(q_value), gm(q_value))
+
+
+def test_an_overload_does_not_match_the_other_overloads_of_its_op() -> None:
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    tensor = graph.call_function(torch.ops.aten.add.Tensor, (x, x))
+    scalar = graph.call_function(torch.ops.aten.add.Scalar, (tensor, 1))
+    graph.output(scalar)
+    gm = torch.fx.GraphModule({}, graph)
+    split = astgen.split_graph(gm, {torch.ops.aten.add.Scalar})
+    (name,) = split.splitting
+    assert [node.target for node in split.pieces[name].graph.nodes if node.op == "call_function"] == [
+        torch.ops.aten.add.Scalar
+    ]
+
+
+def test_a_split_that_matches_nothing_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    gm = torch.fx.symbolic_trace(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+    with caplog.at_level(logging.WARNING, logger="astgen"):
+        split = astgen.split_graph(gm, {F.gelu, "aten.scaled_dot_product_attention.default"})
+    assert split.splitting == frozenset() and len(split.pieces) == 1
+    (record,) = [record for record in caplog.records if record.name == "astgen"]
+    assert "matched no node" in record.getMessage() and "gelu" in record.getMessage()
+
+
+def test_help_of_the_factory_is_short() -> None:
+    import pydoc
+
+    text = pydoc.render_doc(astgen.backend, renderer=pydoc.plaintext)
+    assert "split_at: 'SplitAt' = ATTENTION_OPS" in text
+    assert " at 0x" not in text and len(text) < 1000, text
+    assert repr(ATTENTION_OPS) == "ATTENTION_OPS"
+    for duplicate in (copy.copy(ATTENTION_OPS), copy.deepcopy(ATTENTION_OPS)):
+        assert duplicate == ATTENTION_OPS and repr(duplicate) == "ATTENTION_OPS"
