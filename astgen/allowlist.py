@@ -316,6 +316,8 @@ class _Function:
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == VLLM_CONSTS:
             self.table_read(node)
             return
+        # What the receiver holds may be refused for itself (`__import__('os').system`): say that first.
+        self.expression(node)
         raise _refuse(node, "an attribute of something other than the function's values or the prelude's objects")
 
 
