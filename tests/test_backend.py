@@ -137,11 +137,11 @@ def test_gpt_eager_pieces_dynamic_shapes() -> None:
     sizes = [size for _, inputs in calls for x in inputs if isinstance(x, torch.Tensor) for size in x.shape]
     assert any(isinstance(size, torch.SymInt) for size in sizes)
     assert backend.sources == [stitching.source]
-    # Every piece is called through its own bound name; the tuple pieces are
-    # unpacked straight from the call, their arity read off the split graph.
+    # Every piece is called through its own bound name. (Whether a compiled
+    # piece's tuple is unpacked or indexed is lower.py's contract for
+    # replacement pieces, tested there.)
     for name in called_pieces(stitching):
         assert f"= {name}_fn(" in stitching.source
-    assert any(isinstance(getattr(i, "result", None), tuple) for i in stitching.ir.body)
 
 
 def test_transformer_encoder_eager_pieces_outputs_and_gradients() -> None:
