@@ -265,7 +265,9 @@ def _floats_stay_local(
         dead.extend(arg for arg in node.all_input_nodes if _is_float(arg))
         graph.erase_node(node)
         del pieces[node]
-    return torch.fx.GraphModule(gm, graph, class_name=type(gm).__name__), pieces
+    copied = torch.fx.GraphModule(gm, graph, class_name=type(gm).__name__)
+    copied.meta.update(gm.meta)
+    return copied, pieces
 
 
 def _keep_calling_convention(gm: torch.fx.GraphModule, stitching: torch.fx.GraphModule) -> None:
