@@ -10,8 +10,6 @@ and back from a portable artifact (code text, piece names, constants):
 """
 
 from astgen._version import __version__ as __version__
-# The torch.compile backend lives in `astgen.piecewise`; `astgen.backend` is its factory.
-from astgen.piecewise import Backend, backend
 from astgen.compiled import Artifact, CompiledGraph, compile_graph
 from astgen.emit import emit
 from astgen.errors import CodegenError
@@ -19,6 +17,9 @@ from astgen.ir import format_function, verify
 from astgen.loader import load
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
+
+# The torch.compile backend lives in `astgen.piecewise`; `astgen.backend` is its factory.
+from astgen.piecewise import Backend, backend
 from astgen.render import to_source
 from astgen.split import Split, split_graph
 

@@ -247,9 +247,19 @@ class CompiledGraph:
         if origin is None:
             return
         note = f"astgen: raised by FX node {origin.node!r} ({self.filename}, line {traceback.tb_lineno})"
+        # The generated line itself: Python 3.11's default hook shows no text
+        # for a lazily loaded `linecache` entry, so the note carries it.
+        line = linecache.getline(self.filename, traceback.tb_lineno).strip()
+        if line:
+            note += f"\n    {line}"
         if origin.source_line:
             note += f"\n  from: {origin.source_line}"
-        error.add_note(note)
+        try:
+            error.add_note(note)
+        except Exception:
+            # A class that makes `__notes__` something else (a tuple) refuses
+            # notes: the piece's own exception goes on unchanged, without one.
+            return
 
     def __repr__(self) -> str:
         return f"<CompiledGraph {self.ir.name} {self.filename}>"

@@ -19,7 +19,8 @@ def user_source_line(stack_trace: str | None) -> str | None:
     `torch.fx.Tracer(record_stack_traces)` also records its own frames
     below the user's, so frames inside `torch/fx/` are skipped.
     """
-    if not stack_trace:
+    if not isinstance(stack_trace, str) or not stack_trace:
+        # Anyone may assign `node.stack_trace`; only FX's text is read.
         return None
     lines = [line.strip() for line in stack_trace.strip().splitlines()]
     for index in range(len(lines) - 1, -1, -1):

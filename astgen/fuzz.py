@@ -23,6 +23,7 @@ import math
 import multiprocessing
 import operator
 import os
+import pickle
 import queue
 import sys
 import time
@@ -40,9 +41,10 @@ import torch.fx
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase, ReadOnlyDatabase
 
-from astgen import ir, strategies, vllm
+from astgen import allowlist, ir, strategies, vllm
 from astgen.compiled import CompiledGraph, compile_graph
 from astgen.errors import CodegenError
+from astgen.loader import load
 from astgen.lower import lower
 from astgen.passes import run_passes
 
@@ -53,7 +55,8 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
     "graphmodule": "it equals gm(*args) too, where FX's own codegen can print the graph",
     "vllm": "the vLLM drop-in (astgen.vllm) agrees",
     "liveness": "at every submodule call exactly the values still needed later are alive",
-    "statements": "the function body holds only Assign, Delete and Return",
+    "statements": "a prelude of imports and assignments, then one function whose body holds only Assign, Delete and Return",
+    "artifact": "the artifact's text passes the loader's allow-list and rebuilds the function, consts through pickle",
     "roundtrip": "ast.parse(ast.unparse(tree)) equals the tree; every lineno is its line in .source",
     "deterministic": "fresh compiles of the same graph, rebuilt, give byte-identical source",
     "traceback": "a submodule's exception shows the generated line, the FX node and a note naming it",
@@ -290,12 +293,36 @@ def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
 
 
 def check_statements(compiled: CompiledGraph) -> None:
-    tree = compiled.tree
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef):
-        raise PropertyFailure("statements", "the module is not one function definition", ast.dump(tree))
-    for statement in tree.body[0].body:
+    *prelude, definition = compiled.tree.body
+    if not isinstance(definition, ast.FunctionDef):
+        raise PropertyFailure("statements", "the module does not end in a function definition", ast.dump(compiled.tree))
+    for statement in prelude:
+        if not isinstance(statement, (ast.Import, ast.Assign)):
+            raise PropertyFailure(
+                "statements", f"a {type(statement).__name__} statement before the def", ast.unparse(statement)
+            )
+    for statement in definition.body:
         if not isinstance(statement, (ast.Assign, ast.Delete, ast.Return)):
             raise PropertyFailure("statements", f"a {type(statement).__name__} statement", ast.unparse(statement))
+
+
+def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:
+    try:
+        return tuple(pickle.loads(pickle.dumps(consts)))
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return consts  # objects of a local class: an artifact holds them as they are
+
+
+def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
+    code, names, consts = compiled.artifact()
+    try:
+        allowlist.check(ast.parse(code))
+    except CodegenError as error:
+        raise PropertyFailure("artifact", "the loader refuses astgen's own text", f"{error}\n{code}") from None
+    loaded = load((code, names, _through_pickle(consts)), {name: gm.get_submodule(name) for name in names})
+    found = difference(expected, loaded(*args))
+    if found:
+        raise PropertyFailure("artifact", "the function rebuilt from the artifact differs", f"{found}\n{code}")
 
 
 def check_roundtrip(compiled: CompiledGraph) -> None:
@@ -303,12 +330,15 @@ def check_roundtrip(compiled: CompiledGraph) -> None:
     if ast.dump(ast.parse(source)) != ast.dump(compiled.tree):
         raise PropertyFailure("roundtrip", "unparse -> parse changes the tree", source)
     lines = source.splitlines()
-    (definition,) = compiled.tree.body
-    if definition.lineno != 1 or not lines[0].startswith("def "):
-        raise PropertyFailure("roundtrip", "the def is not on line 1", source)
+    *prelude, definition = compiled.tree.body
+    for statement in prelude:
+        if lines[statement.lineno - 1] != ast.unparse(statement):
+            raise PropertyFailure("roundtrip", "a prelude statement's lineno is not its line", source)
+    if not lines[definition.lineno - 1].startswith("def "):
+        raise PropertyFailure("roundtrip", "the def's lineno is not its line", source)
     for index, statement in enumerate(definition.body):  # type: ignore[attr-defined]
         text = ast.unparse(statement)
-        if statement.lineno != index + 2 or lines[statement.lineno - 1].strip() != text:
+        if statement.lineno != definition.lineno + 1 + index or lines[statement.lineno - 1].strip() != text:
             raise PropertyFailure("roundtrip", "a statement's lineno is not its line", f"{text!r}\n{source}")
         for node in ast.walk(statement):
             if getattr(node, "lineno", statement.lineno) != statement.lineno:
@@ -363,23 +393,9 @@ def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
 
 
 def check_vllm(gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
-    code, names = vllm.generate_execution_code(gm)
-    submodules = _submodules(gm)
-    callables = {name: submodules[name] for name in names}
-    try:
-        function = vllm.compile_execution_fn(code, callables, names)
-    except CodegenError:
-        # Graphs of the same structure that died but are not collected yet
-        # (GraphModules sit in reference cycles) make the code text
-        # ambiguous, which the drop-in refuses by design: collect, then retry.
-        # The dead graphs are young: a collection of the young generations
-        # (about a millisecond) mostly frees them; a full one takes 100 ms.
-        gc.collect(1)
-        try:
-            function = vllm.compile_execution_fn(code, callables, names)
-        except CodegenError:
-            gc.collect()
-            function = vllm.compile_execution_fn(code, callables, names)
+    code, names, consts = vllm.generate_execution_code(gm)
+    # vLLM hands over every child; the inlined ones are never called.
+    function = vllm.compile_execution_fn(code, _submodules(gm), names, consts)
     found = difference(expected, function(*args))
     if found:
         raise PropertyFailure("vllm", "the vLLM drop-in differs from the interpreter", f"{found}\n{code}")
@@ -454,6 +470,7 @@ def check_graph(
         ("liveness", lambda: check_liveness(gm, args)),
         ("traceback", lambda: check_traceback(gm, args)),
         ("vllm", lambda: check_vllm(gm, args, expected)),
+        ("artifact", lambda: check_artifact(compiled, gm, args, expected)),
     ]
     for name, step in steps:
         if name in wanted:

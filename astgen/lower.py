@@ -14,6 +14,7 @@ import builtins
 import keyword
 import math
 import operator
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,15 @@ from astgen import ir
 from astgen.errors import CodegenError, user_source_line
 from astgen.importable import is_safe_builtin, public_name
 
-# The largest int written as a literal: `ast.unparse` refuses longer ones
-# (sys.int_max_str_digits), so bigger ones are bound by reference.
-_MAX_LITERAL_INT = 10**1000
+# The most digits an int written as a literal may have: `repr` and
+# `ast.unparse` refuse more than `sys.int_max_str_digits` (which a user may
+# lower), so bigger ones are bound by reference.
+_MAX_LITERAL_DIGITS = 1000
+
+
+def _max_literal_int() -> int:
+    limit = sys.get_int_max_str_digits()
+    return 10 ** (min(_MAX_LITERAL_DIGITS, limit - 1) if limit else _MAX_LITERAL_DIGITS)
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ def is_exact_literal(value: object) -> bool:
     if isinstance(value, bool) or value is None or value is Ellipsis or isinstance(value, (str, bytes)):
         return type(value) in (bool, str, bytes, type(None), type(Ellipsis))
     if type(value) is int:
-        return abs(value) < _MAX_LITERAL_INT
+        return abs(value) < _max_literal_int()
     if type(value) is float:
         return not math.isnan(value)
     if type(value) is complex:
@@ -93,13 +100,6 @@ def _container_type(value: object, element_type: Callable[[object], ir.Type]) ->
     return None
 
 
-def _find_attribute(root: object, target: str) -> object:
-    """`root`'s attribute at dotted path `target`, or None."""
-    for part in target.split("."):
-        root = getattr(root, part, None)
-    return root
-
-
 def _output_type(module: object) -> ir.Type:
     """A GraphModule's result type, read off its output node."""
     if not isinstance(module, torch.fx.GraphModule):
@@ -119,6 +119,17 @@ def _argument_type(argument: object) -> ir.Type:
 
 
 def node_type(node: torch.fx.Node) -> ir.Type:
+    """The IR type FX metadata gives `node`; unknown where the metadata is missing or malformed.
+
+    Metadata is advice anyone may write: a type it cannot give is no error.
+    """
+    try:
+        return _meta_type(node)
+    except Exception:
+        return ir.UNKNOWN
+
+
+def _meta_type(node: torch.fx.Node) -> ir.Type:
     for key in ("val", "example_value"):
         if key in node.meta:
             return value_type(node.meta[key])
@@ -255,14 +266,15 @@ class _Lowering:
         args = tuple([self.operand(arg) for arg in node.args])
         if not node.kwargs:
             return args, ()
-        kwargs = tuple([(key, self.operand(value)) for key, value in node.kwargs.items()])
-        for key, _ in kwargs:
+        for key in node.kwargs:
             if not isinstance(key, str):
                 raise self.error(f"keyword argument name {key!r} is not a string")
+        kwargs = tuple([(_exact_str(key), self.operand(value)) for key, value in node.kwargs.items()])
         return args, kwargs
 
     def result(self, node: torch.fx.Node, type_: ir.Type | None = None) -> ir.Value:
-        name = node.name if node.name not in self.used else self.fresh(node.name)
+        name = _exact_str(node.name)
+        name = name if name not in self.used else self.fresh(name)
         self.used.add(name)
         # A spliced piece's names are not in `taken` from the start as the graph's own are.
         self.taken.add(name)
@@ -325,20 +337,22 @@ class _Lowering:
         self.env[node] = self.bind(self.fetch(node.target), node.name)
 
     def lower_call_module(self, node: torch.fx.Node) -> None:
-        target = node.target
-        if not isinstance(target, str):
+        if not isinstance(node.target, str):
             raise self.error("call_module target is not a string")
+        target = _exact_str(node.target)
         module = self.submodules[target] if target in self.submodules else self.fetch(target)
         if not callable(module):
             raise self.error(f"submodule {target!r} is not callable")
         if self.inline and target not in self.submodules and self.inline_call(node, target, module):
             return
         result_type = node_type(node)
-        if isinstance(result_type, ir.UnknownType):
-            # A replacement returns what the piece it replaces returns (a
-            # compiled piece does), so gm's own piece still tells the type.
-            own = module if target not in self.submodules else _find_attribute(self.gm, target)
-            result_type = _output_type(own)
+        if isinstance(result_type, ir.UnknownType) and target not in self.submodules and runs_its_graph(module):
+            # The piece's own output node says what a call returns. Not so for
+            # a replacement (`submodules=`), which may return another
+            # container: unpacking a dict by the replaced piece's tuple type
+            # would silently give its keys, so its items are read by index,
+            # exactly as the interpreter reads them.
+            result_type = _output_type(module)
         args, kwargs = self.arguments(node)
         if self.inlining:
             # A spliced piece's own pieces are not the stitching graph's: bound as objects.
@@ -375,7 +389,8 @@ class _Lowering:
         if not node.args:
             raise self.error("call_method has no receiver (its first argument)")
         args, kwargs = self.arguments(node)
-        self.body.append(ir.CallMethod(self.result(node), args[0], node.target, args[1:], kwargs, self.origin(node)))
+        method = _exact_str(node.target)
+        self.body.append(ir.CallMethod(self.result(node), args[0], method, args[1:], kwargs, self.origin(node)))
 
     def lower_output(self, node: torch.fx.Node) -> None:
         if self.returned:
@@ -451,7 +466,16 @@ class _Lowering:
             method = self.methods[node.op] = getattr(self, f"lower_{node.op}", None)
         if method is None:
             raise self.error(f"unknown opcode {node.op!r}")
-        method(node)
+        try:
+            method(node)
+        except CodegenError:
+            raise
+        except RecursionError:
+            raise self.error("arguments nest too deeply to lower") from None
+        except Exception as error:
+            # A hostile object (a `__getattr__` or `__name__` that raises, a
+            # `str` subclass) fails in the lowering's own code: blame the node.
+            raise self.error(f"cannot lower this node: {type(error).__name__}: {error}") from error
 
     def fresh(self, base: str) -> str:
         name, suffix = base, 1
@@ -465,6 +489,11 @@ class _Lowering:
         # The module defines the function under its name: no global may take it.
         self.used.add(name)
         self.taken.add(name)
+        # A pytree graph takes the exported module's own arguments: their names are the signature's.
+        self.signature = _pytree_signature(self.gm.graph)
+        if self.signature is not None:
+            self.used.update(self.signature[0])
+            self.taken.update(self.signature[0])
         for node in self.gm.graph.nodes:
             self.lower_node(node)
         self.node = None
@@ -485,23 +514,44 @@ class _Lowering:
         graph = self.gm.graph
         if any(param.variadic or param.default is not None for param in self.params):
             raise CodegenError("a graph with custom input processing cannot have defaults or a starred placeholder")
-        packed = ir.Value(self.fresh("args"), ir.OpaqueType("tuple"))
         flat = ir.Value(self.fresh("flat_args"), ir.ListType())
-        prologue: list[ir.Instruction] = [
-            ir.CallFunction(flat, self.bind(graph.process_inputs, "process_inputs"), (ir.Starred(packed),), ()),
-            ir.Unpack(tuple(param.value for param in self.params), flat),
-        ]
+        params: list[ir.Param]
+        if self.signature is not None:
+            # As FX's own code for it: `def forward(inp, mask)`, then
+            # `tree_flatten_spec(([inp], {'mask': mask}), in_spec)`.
+            names, keywords, in_spec = self.signature
+            values = [ir.Value(name) for name in names]
+            structure: ir.Operand = ir.ListOf(tuple(values))
+            if _has_args_kwargs(in_spec):
+                count = in_spec.child(0).num_children
+                pairs = zip(keywords, values[count:], strict=False)
+                keyword_values = ir.DictOf(tuple((ir.Const(key), value) for key, value in pairs))
+                structure = ir.TupleOf((ir.ListOf(tuple(values[:count])), keyword_values))
+            flatten = self.bind(torch.fx._pytree.tree_flatten_spec, "tree_flatten_spec")
+            call = ir.CallFunction(flat, flatten, (structure, self.bind(in_spec, "in_spec")), ())
+            params = [ir.Param(value) for value in values]
+        else:
+            packed = ir.Value(self.fresh("args"), ir.OpaqueType("tuple"))
+            call = ir.CallFunction(
+                flat, self.bind(graph._codegen.process_inputs, "process_inputs"), (ir.Starred(packed),), ()
+            )
+            params = [ir.Param(packed, variadic=True)]
+        prologue: list[ir.Instruction] = [call, ir.Unpack(tuple(param.value for param in self.params), flat)]
         returned = self.body.pop()
         if not isinstance(returned, ir.Return):
             raise CodegenError("IR: the body does not end in its Return")
         result = ir.Value(self.fresh("result"))
         epilogue: list[ir.Instruction] = [
             ir.CallFunction(
-                result, self.bind(graph.process_outputs, "process_outputs"), (returned.value,), (), returned.origin
+                result,
+                self.bind(graph._codegen.process_outputs, "process_outputs"),
+                (returned.value,),
+                (),
+                returned.origin,
             ),
             ir.Return(result, returned.origin),
         ]
-        self.params = [ir.Param(packed, variadic=True)]
+        self.params = params
         self.body = prologue + self.body + epilogue
 
     def _check_defaults(self) -> None:
@@ -518,8 +568,40 @@ class _Lowering:
                 self.params[index] = ir.Param(param.value, None, param.variadic, param.origin)
 
 
+def _exact_str(text: str) -> str:
+    """`text` as a plain `str`: a subclass can override anything, and `ast` takes only `str`."""
+    return str.__str__(text)
+
+
 # Pieces nest rarely; a bound keeps a self-referencing module from recursing forever.
 _MAX_INLINE_DEPTH = 32
+
+
+def _has_args_kwargs(in_spec: Any) -> bool:
+    """Whether a pytree input spec is `(args tuple, kwargs dict)`, as torch.export writes it."""
+    return bool(
+        in_spec.type is tuple
+        and in_spec.num_children == 2
+        and in_spec.child(0).type is tuple
+        and in_spec.child(1).type is dict
+    )
+
+
+def _pytree_signature(graph: torch.fx.Graph) -> tuple[list[str], tuple[str, ...], Any] | None:
+    """For a graph with FX's pytree codegen: its parameter names, which of them are keywords, and its input spec."""
+    codegen = graph._codegen
+    info = getattr(codegen, "pytree_info", None)
+    if not isinstance(codegen, torch.fx.graph._PyTreeCodeGen) or info is None or info.in_spec is None:
+        return None
+    names = [name for name in info.orig_args if name != "self"]
+    if not all(isinstance(name, str) and name.isidentifier() for name in names):
+        return None
+    keywords: tuple[str, ...] = ()
+    if _has_args_kwargs(info.in_spec):
+        keywords = tuple(info.in_spec.child(1).context)
+        if info.in_spec.child(0).num_children > len(names) or not all(isinstance(key, str) for key in keywords):
+            return None
+    return names, keywords, info.in_spec
 
 
 def _immutable_output(argument: object) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import math
 import operator
@@ -366,14 +367,30 @@ def test_pytree_graph_takes_structured_arguments() -> None:
     assert list(result) == ["out", "pair"] and isinstance(result["pair"], tuple)
 
 
-def test_pytree_graph_rejects_a_wrong_structure_like_the_module() -> None:
+def test_pytree_graph_rejects_a_wrong_structure_like_the_graphs_own_code() -> None:
+    # `gm(...)` also runs export's input-checking pre-hook, a hook on the
+    # module: what astgen compiles is the graph, whose own code is `forward`.
     gm = torch.export.export(Structured(), _structured_args()).module()
     compiled = astgen.compile_graph(gm)
     args = _structured_args()
     with pytest.raises(Exception) as expected:
-        gm(args[0]["x"], args[1])
+        gm.forward(args[0]["x"], args[1])
     with pytest.raises(type(expected.value)):
         compiled(args[0]["x"], args[1])
+
+
+class KeywordOnly(torch.nn.Module):
+    def forward(self, inp: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return inp * 2 if mask is None else inp * mask
+
+
+def test_exported_program_takes_the_modules_arguments_by_name() -> None:
+    gm = torch.export.export(KeywordOnly(), (torch.ones(2),), {"mask": torch.ones(2)}).module()
+    compiled = astgen.compile_graph(gm)
+    inp, mask = torch.arange(2.0), torch.full((2,), 3.0)
+    assert list(inspect.signature(compiled.fn).parameters) == list(inspect.signature(gm.forward).parameters)
+    assert_same(compiled(inp, mask=mask), gm(inp, mask=mask))
+    assert_same(compiled(mask=mask, inp=inp), gm(inp, mask=mask))
 
 
 def test_pytree_graph_split_at_attention_matches_interpreter() -> None:
