@@ -123,6 +123,11 @@ def _return_tuples(split: Split) -> None:
             continue
         piece = split.pieces[call.target]
         (output,) = piece.graph.find_nodes(op="output")
+        # The compiled piece returns its graph's tuple: saying so on the call
+        # lets astgen unpack it (`a, b = piece(...)`), which it does not do
+        # for a replacement piece on trust.
+        results = output.args[0] if isinstance(output.args[0], tuple) else (output.args[0],)
+        call.meta["example_value"] = tuple(_example_value(result) for result in results)
         if isinstance(output.args[0], tuple):
             continue
         output.args = ((output.args[0],),)
@@ -133,6 +138,13 @@ def _return_tuples(split: Split) -> None:
         for user in users:
             user.replace_input_with(call, first)
     split.stitching.recompile()
+
+
+def _example_value(result: object) -> object:
+    """What FX recorded for one output of a piece (a fake tensor, a SymInt), or None."""
+    if isinstance(result, torch.fx.Node):
+        return result.meta.get("example_value", result.meta.get("val"))
+    return result
 
 
 # Where a compiled function keeps its CompiledGraph: the backend holds the

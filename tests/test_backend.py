@@ -137,11 +137,12 @@ def test_gpt_eager_pieces_dynamic_shapes() -> None:
     sizes = [size for _, inputs in calls for x in inputs if isinstance(x, torch.Tensor) for size in x.shape]
     assert any(isinstance(size, torch.SymInt) for size in sizes)
     assert backend.sources == [stitching.source]
-    # Every piece is called through its own bound name. (Whether a compiled
-    # piece's tuple is unpacked or indexed is lower.py's contract for
-    # replacement pieces, tested there.)
+    # Every piece is called through its own bound name, and a compiled
+    # piece's tuple is unpacked straight from the call: the backend types
+    # the calls, since astgen does not unpack a replacement piece on trust.
     for name in called_pieces(stitching):
         assert f"= {name}_fn(" in stitching.source
+    assert "getitem, getitem_1, getitem_2, getitem_3 = submod_0_fn(" in stitching.source
 
 
 def test_transformer_encoder_eager_pieces_outputs_and_gradients() -> None:
