@@ -68,7 +68,7 @@ class GeneratedCode:
         """The origin of the instruction on line `lineno` of `source`."""
         index = lineno - self.def_line - 1
         if 0 <= index < len(self.function.body):
-            return getattr(self.function.body[index], "origin", None)
+            return self.function.body[index].origin
         return None
 
 

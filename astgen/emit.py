@@ -28,27 +28,35 @@ import ast
 import keyword
 import math
 from collections import deque
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 from astgen import ir
 
-_BINARY = {
-    "+": ast.Add,
-    "-": ast.Sub,
-    "*": ast.Mult,
-    "/": ast.Div,
-    "//": ast.FloorDiv,
-    "%": ast.Mod,
-    "**": ast.Pow,
-    "@": ast.MatMult,
-    "<<": ast.LShift,
-    ">>": ast.RShift,
-    "&": ast.BitAnd,
-    "|": ast.BitOr,
-    "^": ast.BitXor,
+# The AST operator for each `ir.Operator` op, by the `operator` function's name.
+_BINARY: dict[str, type[ast.operator]] = {
+    "add": ast.Add,
+    "sub": ast.Sub,
+    "mul": ast.Mult,
+    "truediv": ast.Div,
+    "floordiv": ast.FloorDiv,
+    "mod": ast.Mod,
+    "pow": ast.Pow,
+    "matmul": ast.MatMult,
+    "lshift": ast.LShift,
+    "rshift": ast.RShift,
+    "and_": ast.BitAnd,
+    "or_": ast.BitOr,
+    "xor": ast.BitXor,
 }
-_UNARY = {"-": ast.USub, "+": ast.UAdd, "~": ast.Invert, "not ": ast.Not}
-_COMPARE = {"==": ast.Eq, "!=": ast.NotEq, "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE}
+_UNARY: dict[str, type[ast.unaryop]] = {"neg": ast.USub, "pos": ast.UAdd, "invert": ast.Invert, "not_": ast.Not}
+_COMPARE: dict[str, type[ast.cmpop]] = {
+    "eq": ast.Eq,
+    "ne": ast.NotEq,
+    "lt": ast.Lt,
+    "le": ast.LtE,
+    "gt": ast.Gt,
+    "ge": ast.GtE,
+}
 
 # Columns are marked unknown (-1, as CPython's position tables mark them):
 # exact ones would cost an unparse before compile(), and a made-up span makes
@@ -175,7 +183,9 @@ class _Builder:
         if isinstance(operand, ir.SliceOf):
             parts = [self.operand(part) for part in (operand.start, operand.stop, operand.step)]
             return self.call(self.name("slice"), parts)
-        return self.at(ast.Starred(value=self.name(operand.value.name), ctx=_LOAD))
+        if isinstance(operand, ir.Starred):
+            return self.at(ast.Starred(value=self.name(operand.value.name), ctx=_LOAD))
+        assert_never(operand)
 
     def subscript_key(self, key: ir.Operand) -> ast.expr:
         """A key as written inside `[]`: slices become `a:b:c`, also inside a tuple key."""
@@ -214,14 +224,18 @@ class _Builder:
     # ------------------------------------------------------------ statements
 
     def statement(self, instruction: ir.Instruction) -> ast.stmt:
-        if isinstance(instruction, ir.Delete):
-            deleted: list[ast.expr] = [self.name(v.name, _DEL) for v in instruction.values]
-            return self.at(ast.Delete(targets=deleted))
-        if isinstance(instruction, ir.Return):
-            return self.at(ast.Return(value=self.operand(instruction.value)))
-        if isinstance(instruction, ir.Unpack):
-            return self.assign(self.target(instruction.results), self.name(instruction.source.name))
-        return self.assign(self.target(instruction.result), self.expression(instruction))
+        match instruction:
+            case ir.Delete():
+                deleted: list[ast.expr] = [self.name(v.name, _DEL) for v in instruction.values]
+                return self.at(ast.Delete(targets=deleted))
+            case ir.Return():
+                return self.at(ast.Return(value=self.operand(instruction.value)))
+            case ir.Unpack():
+                return self.assign(self.target(instruction.results), self.name(instruction.source.name))
+            case ir.CallModule() | ir.CallFunction() | ir.CallMethod() | ir.Operator() | ir.GetAttr() | ir.GetItem():
+                return self.assign(self.target(instruction.result), self.expression(instruction))
+            case _:
+                assert_never(instruction)
 
     def target(self, result: ir.Result) -> ast.expr:
         if isinstance(result, ir.Value):
@@ -229,31 +243,34 @@ class _Builder:
         names: list[ast.expr] = [self.name(value.name, _STORE) for value in result]
         return self.at(ast.Tuple(elts=names, ctx=_STORE))
 
-    def expression(self, instruction: ir.Instruction) -> ast.expr:
-        if isinstance(instruction, (ir.CallModule, ir.CallFunction)):
-            callee = instruction.module if isinstance(instruction, ir.CallModule) else instruction.function
-            args, keywords = self.call_arguments(instruction.args, instruction.kwargs)
-            return self.call(self.name(callee.name), args, keywords)
-        if isinstance(instruction, ir.CallMethod):
-            args, keywords = self.call_arguments(instruction.args, instruction.kwargs)
-            return self.call(self.attribute(self.operand(instruction.receiver), instruction.method), args, keywords)
-        if isinstance(instruction, ir.GetItem):
-            key = self.subscript_key(instruction.key)
-            return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=_LOAD))
-        if isinstance(instruction, ir.GetAttr):
-            return self.attribute(self.operand(instruction.obj), instruction.attribute)
-        if isinstance(instruction, ir.Operator):
-            return self.operator(instruction)
-        raise TypeError(f"no expression for {type(instruction).__name__}")
+    def expression(self, instruction: ir.Computation) -> ast.expr:
+        match instruction:
+            case ir.CallModule() | ir.CallFunction():
+                callee = instruction.module if isinstance(instruction, ir.CallModule) else instruction.function
+                args, keywords = self.call_arguments(instruction.args, instruction.kwargs)
+                return self.call(self.name(callee.name), args, keywords)
+            case ir.CallMethod():
+                args, keywords = self.call_arguments(instruction.args, instruction.kwargs)
+                receiver = self.operand(instruction.receiver)
+                return self.call(self.attribute(receiver, instruction.method), args, keywords)
+            case ir.GetItem():
+                key = self.subscript_key(instruction.key)
+                return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=_LOAD))
+            case ir.GetAttr():
+                return self.attribute(self.operand(instruction.obj), instruction.attribute)
+            case ir.Operator():
+                return self.operator(instruction)
+            case _:
+                assert_never(instruction)
 
     def operator(self, instruction: ir.Operator) -> ast.expr:
-        symbol = ir.OPERATOR_SYMBOLS[instruction.symbol]
-        operands = [self.operand(operand) for operand in instruction.operands]
-        if symbol in _UNARY and len(operands) == 1:
-            return self.at(ast.UnaryOp(op=_UNARY[symbol](), operand=operands[0]))
-        if symbol in _COMPARE:
-            return self.at(ast.Compare(left=operands[0], ops=[_COMPARE[symbol]()], comparators=[operands[1]]))
-        return self.at(ast.BinOp(left=operands[0], op=_BINARY[symbol](), right=operands[1]))
+        op = instruction.op
+        operands = [self.operand(operand) for operand in instruction.args]
+        if op in _UNARY:
+            return self.at(ast.UnaryOp(op=_UNARY[op](), operand=operands[0]))
+        if op in _COMPARE:
+            return self.at(ast.Compare(left=operands[0], ops=[_COMPARE[op]()], comparators=[operands[1]]))
+        return self.at(ast.BinOp(left=operands[0], op=_BINARY[op](), right=operands[1]))
 
 
 def _is_none(operand: ir.Operand) -> bool:
@@ -277,13 +294,19 @@ def _arguments(function: ir.Function, header: _Builder) -> ast.arguments:
     )
 
 
-def _returns_last_result(function: ir.Function) -> bool:
-    """Whether the body ends `v = <expr>; return v`, which is written `return <expr>`."""
+def _returned_computation(function: ir.Function) -> ir.Computation | None:
+    """The last computation where the body ends `v = <expr>; return v`, which is written `return <expr>`."""
     if len(function.body) < 2:
-        return False
+        return None
     last, returned = function.body[-2], function.body[-1]
-    result = getattr(last, "result", None)
-    return isinstance(returned, ir.Return) and isinstance(result, ir.Value) and returned.value == result
+    if (
+        isinstance(returned, ir.Return)
+        and isinstance(last, ir.COMPUTATIONS)
+        and isinstance(last.result, ir.Value)
+        and returned.value == last.result
+    ):
+        return last
+    return None
 
 
 def prelude(function: ir.Function, const_index: dict[int, int] | None = None) -> list[ast.stmt]:
@@ -330,14 +353,14 @@ def emit(function: ir.Function, const_index: dict[int, int] | None = None) -> as
     header = _Builder(def_line)
     names = _reused_names(function)
     instructions = function.body
-    fused_return = _returns_last_result(function)
-    if fused_return:
+    fused_return = _returned_computation(function)
+    if fused_return is not None:
         instructions = instructions[:-1]
     first = def_line + 1
     body = [_Builder(first + index, names).statement(instruction) for index, instruction in enumerate(instructions)]
-    if fused_return:
+    if fused_return is not None:
         last = _Builder(first + len(body) - 1, names)
-        body[-1] = last.at(ast.Return(value=last.expression(instructions[-1])))
+        body[-1] = last.at(ast.Return(value=last.expression(fused_return)))
     definition = header.at(
         ast.FunctionDef(
             name=function.name, args=_arguments(function, header), body=body, decorator_list=[], returns=None

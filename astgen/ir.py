@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, assert_never
 
 from astgen.errors import CodegenError
 
@@ -209,6 +210,18 @@ class Param:
     origin: Origin | None = None
 
 
+# Every instruction has the same three things to say about itself, as
+# jaxpr's `outvars`/`invars` and tinygrad's `src`: `results`, the values it
+# defines; `operands`, everything it reads, the callee included; `origin`.
+# Passes and the verifier read only these, so a new kind cannot be read as
+# defining or reading nothing by accident: `Instruction` is a closed union,
+# and mypy checks each member against `InstructionShape` below.
+
+
+def _as_results(result: Result) -> tuple[Value, ...]:
+    return result if type(result) is tuple else (result,)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, slots=True)
 class CallModule:
     result: Result
@@ -218,6 +231,14 @@ class CallModule:
     kwargs: Kwargs
     origin: Origin | None = None
 
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return _as_results(self.result)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.module, *self.args, *[value for _, value in self.kwargs])
+
 
 @dataclass(frozen=True, slots=True)
 class CallFunction:
@@ -226,6 +247,14 @@ class CallFunction:
     args: tuple[Operand, ...]
     kwargs: Kwargs
     origin: Origin | None = None
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return _as_results(self.result)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.function, *self.args, *[value for _, value in self.kwargs])
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +266,32 @@ class CallMethod:
     kwargs: Kwargs
     origin: Origin | None = None
 
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return _as_results(self.result)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.receiver, *self.args, *[value for _, value in self.kwargs])
+
 
 @dataclass(frozen=True, slots=True)
 class Operator:
-    """A Python operator: `symbol` is a key of `OPERATOR_SYMBOLS` (binary, unary or comparison)."""
+    """A Python operator applied to `args`: `op` names the `operator` function
+    (`"add"`, `"not_"`), a key of `OPERATORS`."""
 
     result: Value
-    symbol: str
-    operands: tuple[Operand, ...]
+    op: str
+    args: tuple[Operand, ...]
     origin: Origin | None = None
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return (self.result,)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return self.args
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +303,14 @@ class GetAttr:
     attribute: str
     origin: Origin | None = None
 
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return (self.result,)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.obj,)
+
 
 @dataclass(frozen=True, slots=True)
 class GetItem:
@@ -264,6 +318,14 @@ class GetItem:
     container: Operand
     key: Operand
     origin: Origin | None = None
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return (self.result,)
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.container, self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,10 +336,26 @@ class Unpack:
     source: Value
     origin: Origin | None = None
 
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.source,)
+
 
 @dataclass(frozen=True, slots=True)
 class Delete:
+    """`del a, b`: ends the values' lives. Deleting is not reading, so `operands` is empty;
+    the verifier checks `values` on its own."""
+
     values: tuple[Value, ...]
+    origin: Origin | None = None
+
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return ()
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,11 +363,42 @@ class Return:
     value: Operand
     origin: Origin | None = None
 
+    @property
+    def results(self) -> tuple[Value, ...]:
+        return ()
 
-Instruction = CallModule | CallFunction | CallMethod | Operator | GetAttr | GetItem | Unpack | Delete | Return
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        return (self.value,)
 
-# The operators `lower` turns into Python syntax, by the `operator` function's name.
-BINARY_SYMBOLS = {
+
+# The instructions that compute one expression and bind it (`result = <expr>`).
+Computation = CallModule | CallFunction | CallMethod | Operator | GetAttr | GetItem
+COMPUTATIONS = (CallModule, CallFunction, CallMethod, Operator, GetAttr, GetItem)
+Instruction = Computation | Unpack | Delete | Return
+
+
+class InstructionShape(Protocol):
+    """What every instruction says about itself."""
+
+    @property
+    def results(self) -> tuple[Value, ...]: ...
+
+    @property
+    def operands(self) -> tuple[Operand, ...]: ...
+
+    @property
+    def origin(self) -> Origin | None: ...
+
+
+def _shape(instruction: Instruction) -> InstructionShape:
+    # Never called: mypy checks here that every member of `Instruction` has the shape.
+    return instruction
+
+
+# The `operator` functions `lower` writes as Python syntax, by name, with the
+# symbol the IR printer shows for each.
+BINARY_OPERATORS = {
     "add": "+",
     "sub": "-",
     "mul": "*",
@@ -304,9 +413,14 @@ BINARY_SYMBOLS = {
     "or_": "|",
     "xor": "^",
 }
-UNARY_SYMBOLS = {"neg": "-", "pos": "+", "invert": "~", "not_": "not "}
-COMPARE_SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-OPERATOR_SYMBOLS = {**BINARY_SYMBOLS, **UNARY_SYMBOLS, **COMPARE_SYMBOLS}
+UNARY_OPERATORS = {"neg": "-", "pos": "+", "invert": "~", "not_": "not"}
+COMPARE_OPERATORS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+OPERATORS = {**BINARY_OPERATORS, **UNARY_OPERATORS, **COMPARE_OPERATORS}
+
+
+def operator_arity(op: str) -> int:
+    """How many operands the operator `op` takes."""
+    return 1 if op in UNARY_OPERATORS else 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,31 +490,10 @@ def operand_globals(operand: Operand) -> Iterator[Global]:
     return (leaf for leaf in operand_leaves(operand) if isinstance(leaf, Global))
 
 
-def instruction_operands(instruction: Instruction) -> tuple[Operand, ...]:
-    """Every operand an instruction reads, the callee included."""
-    if isinstance(instruction, CallModule):
-        return (instruction.module, *instruction.args, *(value for _, value in instruction.kwargs))
-    if isinstance(instruction, CallFunction):
-        return (instruction.function, *instruction.args, *(value for _, value in instruction.kwargs))
-    if isinstance(instruction, CallMethod):
-        return (instruction.receiver, *instruction.args, *(value for _, value in instruction.kwargs))
-    if isinstance(instruction, Operator):
-        return instruction.operands
-    if isinstance(instruction, GetAttr):
-        return (instruction.obj,)
-    if isinstance(instruction, GetItem):
-        return (instruction.container, instruction.key)
-    if isinstance(instruction, Unpack):
-        return (instruction.source,)
-    if isinstance(instruction, Return):
-        return (instruction.value,)
-    return ()
-
-
 def uses(instruction: Instruction) -> list[Value]:
     """The SSA values an instruction reads (a `Delete` reads none)."""
     found: list[Value] = []
-    for operand in instruction_operands(instruction):
+    for operand in instruction.operands:
         # Plain values and leaves are most operands: skip the generator for them.
         kind = type(operand)
         if kind is Value:
@@ -414,12 +507,8 @@ _LEAF_OPERANDS = (Const, Global, Builtin)
 
 
 def defines(instruction: Instruction) -> tuple[Value, ...]:
-    if isinstance(instruction, Unpack):
-        return instruction.results
-    result = getattr(instruction, "result", None)
-    if result is None:
-        return ()
-    return result if isinstance(result, tuple) else (result,)
+    """The SSA values an instruction defines."""
+    return instruction.results
 
 
 # ---------------------------------------------------------------- verifier
@@ -447,7 +536,7 @@ def verify(function: Function) -> Function:
     for param in function.params:
         define(param.value, "parameters")
     for index, instruction in enumerate(function.body):
-        for operand in instruction_operands(instruction):
+        for operand in instruction.operands:
             for g in operand_globals(operand):
                 if global_names.get(g.name) != g.slot:
                     raise CodegenError(f"IR verifier: global {g.name!r} is not bound (instruction {index})")
@@ -497,7 +586,9 @@ def format_operand(operand: Operand) -> str:
     if isinstance(operand, SliceOf):
         parts = [operand.start, operand.stop, operand.step]
         return "slice(" + ", ".join(format_operand(part) for part in parts) + ")"
-    return f"*%{operand.value.name}"
+    if isinstance(operand, Starred):
+        return f"*%{operand.value.name}"
+    assert_never(operand)
 
 
 def _format_call(args: tuple[Operand, ...], kwargs: Kwargs) -> str:
@@ -513,33 +604,37 @@ def _typed(value: Value | tuple[Value, ...]) -> str:
 
 
 def format_instruction(instruction: Instruction) -> str:
-    if isinstance(instruction, CallModule):
-        call = f"call_module {instruction.target} @{instruction.module.name}({_format_call(instruction.args, instruction.kwargs)})"
-        return f"{_typed(instruction.result)} = {call}"
-    if isinstance(instruction, CallFunction):
-        call = f"call {format_operand(instruction.function)}({_format_call(instruction.args, instruction.kwargs)})"
-        return f"{_typed(instruction.result)} = {call}"
-    if isinstance(instruction, CallMethod):
-        receiver = format_operand(instruction.receiver)
-        call = f"{receiver}.{instruction.method}({_format_call(instruction.args, instruction.kwargs)})"
-        return f"{_typed(instruction.result)} = call_method {call}"
-    if isinstance(instruction, Operator):
-        symbol = OPERATOR_SYMBOLS[instruction.symbol].strip()
-        operands = f" {symbol} ".join(format_operand(operand) for operand in instruction.operands)
-        if len(instruction.operands) == 1:
-            operands = f"{symbol} {operands}"
-        return f"{_typed(instruction.result)} = {operands}"
-    if isinstance(instruction, GetAttr):
-        return f"{_typed(instruction.result)} = getattr {format_operand(instruction.obj)}.{instruction.attribute}"
-    if isinstance(instruction, GetItem):
-        item = f"{format_operand(instruction.container)}[{format_operand(instruction.key)}]"
-        return f"{_typed(instruction.result)} = getitem {item}"
-    if isinstance(instruction, Unpack):
-        targets = ", ".join(_typed(value) for value in instruction.results)
-        return f"{targets} = unpack %{instruction.source.name}"
-    if isinstance(instruction, Delete):
-        return "del " + ", ".join(f"%{value.name}" for value in instruction.values)
-    return f"return {format_operand(instruction.value)}"
+    match instruction:
+        case CallModule():
+            call = f"call_module {instruction.target} @{instruction.module.name}({_format_call(instruction.args, instruction.kwargs)})"
+            return f"{_typed(instruction.result)} = {call}"
+        case CallFunction():
+            call = f"call {format_operand(instruction.function)}({_format_call(instruction.args, instruction.kwargs)})"
+            return f"{_typed(instruction.result)} = {call}"
+        case CallMethod():
+            receiver = format_operand(instruction.receiver)
+            call = f"{receiver}.{instruction.method}({_format_call(instruction.args, instruction.kwargs)})"
+            return f"{_typed(instruction.result)} = call_method {call}"
+        case Operator():
+            symbol = OPERATORS[instruction.op]
+            operands = f" {symbol} ".join(format_operand(operand) for operand in instruction.args)
+            if len(instruction.args) == 1:
+                operands = f"{symbol} {operands}"
+            return f"{_typed(instruction.result)} = {operands}"
+        case GetAttr():
+            return f"{_typed(instruction.result)} = getattr {format_operand(instruction.obj)}.{instruction.attribute}"
+        case GetItem():
+            item = f"{format_operand(instruction.container)}[{format_operand(instruction.key)}]"
+            return f"{_typed(instruction.result)} = getitem {item}"
+        case Unpack():
+            targets = ", ".join(_typed(value) for value in instruction.results)
+            return f"{targets} = unpack %{instruction.source.name}"
+        case Delete():
+            return "del " + ", ".join(f"%{value.name}" for value in instruction.values)
+        case Return():
+            return f"return {format_operand(instruction.value)}"
+        case _:
+            assert_never(instruction)
 
 
 def format_function(function: Function) -> str:

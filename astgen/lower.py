@@ -640,9 +640,7 @@ def _operator_name(function: object, arity: int) -> str | None:
     name = getattr(function, "__name__", None)
     if not isinstance(name, str) or getattr(operator, name, None) is not function:
         return None
-    if name in ir.UNARY_SYMBOLS:
-        return name if arity == 1 else None
-    return name if arity == 2 and (name in ir.BINARY_SYMBOLS or name in ir.COMPARE_SYMBOLS) else None
+    return name if name in ir.OPERATORS and ir.operator_arity(name) == arity else None
 
 
 def runs_its_graph(module: object) -> bool:

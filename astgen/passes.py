@@ -19,6 +19,7 @@ import dataclasses
 import keyword
 import re
 from collections.abc import Callable, Iterable
+from typing import assert_never
 
 from astgen import ir
 
@@ -36,12 +37,12 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
     `insert_deletes` releases at once.
     """
     reads: dict[str, list[int]] = {}
-    defined_by: dict[str, int] = {}
+    defined_by: dict[str, tuple[int, ir.CallModule | ir.CallFunction | ir.CallMethod]] = {}
     for index, instruction in enumerate(function.body):
         if isinstance(instruction, ir.GetItem) and isinstance(instruction.container, ir.Value):
             reads.setdefault(instruction.container.name, []).append(index)
         elif isinstance(instruction, _CALLS) and isinstance(instruction.result, ir.Value):
-            defined_by[instruction.result.name] = index
+            defined_by[instruction.result.name] = (index, instruction)
     if not reads:
         return function
     use_count: dict[str, int] = {}
@@ -62,9 +63,9 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
         results = _unpacked(function, indices, source, source.type, names)
         if results is None:
             continue
-        call_index = defined_by.get(name)
-        if call_index is not None and use_count[name] == len(indices):
-            replaced[call_index] = _with_result(function.body[call_index], results)
+        call = defined_by.get(name)
+        if call is not None and use_count[name] == len(indices):
+            replaced[call[0]] = _with_result(call[1], results)
             dropped.update(indices)
         else:
             replaced[indices[0]] = ir.Unpack(results, source, first.origin)
@@ -82,15 +83,17 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
 _CALLS = (ir.CallModule, ir.CallFunction, ir.CallMethod)
 
 
-def _with_result(call: ir.Instruction, result: ir.Result) -> ir.Instruction:
+def _with_result(call: ir.CallModule | ir.CallFunction | ir.CallMethod, result: ir.Result) -> ir.Instruction:
     """`call` binding `result` instead (spelled out: `dataclasses.replace` costs microseconds a call)."""
-    if isinstance(call, ir.CallModule):
-        return ir.CallModule(result, call.module, call.target, call.args, call.kwargs, call.origin)
-    if isinstance(call, ir.CallFunction):
-        return ir.CallFunction(result, call.function, call.args, call.kwargs, call.origin)
-    if isinstance(call, ir.CallMethod):
-        return ir.CallMethod(result, call.receiver, call.method, call.args, call.kwargs, call.origin)
-    raise TypeError(f"{type(call).__name__} is not a call")
+    match call:
+        case ir.CallModule():
+            return ir.CallModule(result, call.module, call.target, call.args, call.kwargs, call.origin)
+        case ir.CallFunction():
+            return ir.CallFunction(result, call.function, call.args, call.kwargs, call.origin)
+        case ir.CallMethod():
+            return ir.CallMethod(result, call.receiver, call.method, call.args, call.kwargs, call.origin)
+        case _:
+            assert_never(call)
 
 
 def _unpacked(

@@ -28,7 +28,7 @@ def _renderer(name: str) -> Callable[[ast.AST], str]:
 
 def _comment(instructions: Sequence[ir.Instruction]) -> str:
     """`  # node <- user line` for the instructions one statement stands for."""
-    origins = [origin for instruction in instructions if (origin := getattr(instruction, "origin", None))]
+    origins = [instruction.origin for instruction in instructions if instruction.origin is not None]
     if not origins:
         return ""
     text = ", ".join(origin.node for origin in origins)
