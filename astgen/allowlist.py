@@ -104,9 +104,13 @@ def _dotted(node: ast.expr) -> str | None:
 
 
 class _Function:
-    """The checks for one function: its own names and what it may read."""
+    """The checks for one function: its own names and what it may read.
 
-    def __init__(self, checker: _Checker, definition: ast.FunctionDef, *, entry: bool) -> None:
+    With no definition, the checks for expressions evaluated at module level
+    (defaults), which have no names of their own.
+    """
+
+    def __init__(self, checker: _Checker, definition: ast.FunctionDef | None, *, entry: bool) -> None:
         self.checker = checker
         self.definition = definition
         self.entry = entry
@@ -117,6 +121,7 @@ class _Function:
 
     def check(self) -> None:
         definition = self.definition
+        assert definition is not None, "the module scope holds no statements to check"
         if definition.decorator_list:
             raise _refuse(definition, "a function has decorators")
         if definition.returns is not None or definition.type_comment:
@@ -321,22 +326,12 @@ class _Function:
         raise _refuse(node, "an attribute of something other than the function's values or the prelude's objects")
 
 
-class _ModuleScope(_Function):
-    """Expressions evaluated at module level: defaults and the prelude's right-hand sides."""
-
-    def __init__(self, checker: _Checker) -> None:
-        self.checker = checker
-        self.locals = set()
-        self.vllm_submods = False
-        self.entry = False
-
-
 class _Checker:
     def __init__(self, entry: str | None) -> None:
         self.wanted_entry = entry
         self.prelude_names: set[str] = set()
         self.module_names: set[str] = set()
-        self.module_scope = _ModuleScope(self)
+        self.module_scope = _Function(self, None, entry=False)
         self.result = Checked(entry="")
 
     def resolve(self, node: ast.AST, dotted: str) -> None:
