@@ -25,12 +25,12 @@ there a value takes the name of a dead value of the same stem (see
 from __future__ import annotations
 
 import ast
-import keyword
 import math
 from collections import deque
 from typing import Any, TypeVar, assert_never
 
 from astgen import ir
+from astgen.names import is_identifier, stem
 
 # The AST operator for each `ir.Operator` op, by the `operator` function's name.
 _BINARY: dict[str, type[ast.operator]] = {
@@ -75,8 +75,6 @@ _LOAD, _STORE, _DEL = ast.Load(), ast.Store(), ast.Del()
 # frame outgrows its data-stack chunk: a 500-layer stitching function with a
 # name per value ran 1.7x slower than the same code with reused names.
 _ONE_BYTE_LOCALS = 256
-# A name's stem: the name without its trailing digits and underscores.
-_SUFFIX_CHARACTERS = "0123456789_"
 
 
 def _reused_names(function: ir.Function) -> dict[str, str]:
@@ -97,10 +95,10 @@ def _reused_names(function: ir.Function) -> dict[str, str]:
         if isinstance(instruction, ir.Delete):
             for value in instruction.values:
                 name = names.get(value.name, value.name)
-                free.setdefault(name.rstrip(_SUFFIX_CHARACTERS), deque()).append(name)
+                free.setdefault(stem(name), deque()).append(name)
             continue
         for value in ir.defines(instruction):
-            dead = free.get(value.name.rstrip(_SUFFIX_CHARACTERS))
+            dead = free.get(stem(value.name))
             if dead:
                 names[value.name] = dead.popleft()
     return names
@@ -202,7 +200,7 @@ class _Builder:
         positional = [self.operand(arg) for arg in args]
         keywords: list[ast.keyword] = []
         for key, value in kwargs:
-            if key.isascii() and key.isidentifier() and not keyword.iskeyword(key):
+            if is_identifier(key):
                 keywords.append(self.at(ast.keyword(arg=key, value=self.operand(value))))
                 continue
             # A key that is no identifier can only be passed through `**{...}`,
@@ -217,7 +215,7 @@ class _Builder:
         return positional, keywords
 
     def attribute(self, obj: ast.expr, attribute: str) -> ast.expr:
-        if attribute.isascii() and attribute.isidentifier() and not keyword.iskeyword(attribute):
+        if is_identifier(attribute):
             return self.at(ast.Attribute(value=obj, attr=attribute, ctx=_LOAD))
         return self.call(self.name("getattr"), [obj, self.const(attribute)])
 

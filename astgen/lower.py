@@ -11,7 +11,6 @@ reference as a `Global`, so no constant can fail to render or inject code.
 from __future__ import annotations
 
 import builtins
-import keyword
 import math
 import operator
 import sys
@@ -26,6 +25,7 @@ from torch.fx._lazy_graph_module import _LazyGraphModule
 from astgen import ir
 from astgen.errors import CodegenError, user_source_line
 from astgen.importable import is_safe_builtin, public_name
+from astgen.names import Namespace, is_identifier, piece_name
 
 # The most digits an int written as a literal may have: `repr` and
 # `ast.unparse` refuse more than `sys.int_max_str_digits` (which a user may
@@ -182,10 +182,10 @@ class _Lowering:
         self.bindings: list[object] = []
         self.globals: list[ir.Global] = []
         self.global_by_id: dict[int, ir.Global] = {}
-        self.taken = {node.name for node in gm.graph.nodes}
-        # Names given to a value or a global so far: `node.name` need not be
-        # unique (anyone may assign it), but an SSA name must be.
-        self.used: set[str] = set()
+        # Each node's name is reserved for it; `node.name` need not be unique
+        # (anyone may assign it), but an SSA name must be, so a name given
+        # once is never given again.
+        self.names = Namespace(node.name for node in gm.graph.nodes)
         self.node: torch.fx.Node | None = None
         self.returned = False
 
@@ -215,12 +215,11 @@ class _Lowering:
         found = self.piece_by_target.get(target)
         if found is None:
             # The call's result is named after the target, so the callee takes a name of its own.
-            found = self.piece_by_target[target] = self.new_global(piece, f"{target}_fn", piece=target)
+            found = self.piece_by_target[target] = self.new_global(piece, piece_name(target), piece=target)
         return found
 
     def new_global(self, obj: object, hint: str, *, piece: str | None = None, path: str | None = None) -> ir.Global:
-        name = self.fresh(hint)
-        self.used.add(name)
+        name = self.names.fresh(hint)
         bound = ir.Global(name, len(self.bindings), piece, path)
         self.bindings.append(obj)
         self.globals.append(bound)
@@ -273,11 +272,7 @@ class _Lowering:
         return args, kwargs
 
     def result(self, node: torch.fx.Node, type_: ir.Type | None = None) -> ir.Value:
-        name = _exact_str(node.name)
-        name = name if name not in self.used else self.fresh(name)
-        self.used.add(name)
-        # A spliced piece's names are not in `taken` from the start as the graph's own are.
-        self.taken.add(name)
+        name = self.names.claim(_exact_str(node.name))
         value = ir.Value(name, node_type(node) if type_ is None else type_)
         self.env[node] = value
         return value
@@ -309,7 +304,7 @@ class _Lowering:
             if any(param.variadic for param in self.params):
                 raise self.error("a graph can have only one starred placeholder")
             # The interpreter hands a starred placeholder a list, not a tuple.
-            packed = ir.Value(self.fresh(f"{node.name}_packed"), ir.OpaqueType("tuple"))
+            packed = ir.Value(self.names.fresh(f"{node.name}_packed"), ir.OpaqueType("tuple"))
             self.params.append(ir.Param(packed, variadic=True, origin=self.origin(node)))
             self.body.append(ir.CallFunction(value, ir.Builtin("list"), (packed,), (), self.origin(node)))
             return
@@ -330,8 +325,7 @@ class _Lowering:
         if not isinstance(node.target, str):
             raise self.error("get_attr target is not a string")
         # The node stands for the object itself, so the global takes the node's name.
-        if node.name not in self.used:
-            self.taken.discard(node.name)
+        self.names.release(node.name)
         # Bound once, at compile time, like a CUDA graph binds its buffers:
         # in-place updates are seen, reassigning the attribute is not.
         self.env[node] = self.bind(self.fetch(node.target), node.name)
@@ -356,7 +350,7 @@ class _Lowering:
         args, kwargs = self.arguments(node)
         if self.inlining:
             # A spliced piece's own pieces are not the stitching graph's: bound as objects.
-            bound = self.bind(fast_callable(module), f"{target}_fn")
+            bound = self.bind(fast_callable(module), piece_name(target))
         else:
             bound = self.bind_piece(target, fast_callable(module))
         self.body.append(ir.CallModule(self.result(node, result_type), bound, target, args, kwargs, self.origin(node)))
@@ -477,23 +471,14 @@ class _Lowering:
             # `str` subclass) fails in the lowering's own code: blame the node.
             raise self.error(f"cannot lower this node: {type(error).__name__}: {error}") from error
 
-    def fresh(self, base: str) -> str:
-        name, suffix = base, 1
-        while name in self.taken:
-            name, suffix = f"{base}_{suffix}", suffix + 1
-        self.taken.add(name)
-        return name
-
     def run(self, name: str) -> Lowered:
         self.methods: dict[str, Callable[[torch.fx.Node], None] | None] = {}
         # The module defines the function under its name: no global may take it.
-        self.used.add(name)
-        self.taken.add(name)
+        self.names.give([name])
         # A pytree graph takes the exported module's own arguments: their names are the signature's.
         self.signature = _pytree_signature(self.gm.graph)
         if self.signature is not None:
-            self.used.update(self.signature[0])
-            self.taken.update(self.signature[0])
+            self.names.give(self.signature[0])
         for node in self.gm.graph.nodes:
             self.lower_node(node)
         self.node = None
@@ -514,7 +499,7 @@ class _Lowering:
         graph = self.gm.graph
         if any(param.variadic or param.default is not None for param in self.params):
             raise CodegenError("a graph with custom input processing cannot have defaults or a starred placeholder")
-        flat = ir.Value(self.fresh("flat_args"), ir.ListType())
+        flat = ir.Value(self.names.fresh("flat_args"), ir.ListType())
         params: list[ir.Param]
         if self.signature is not None:
             # As FX's own code for it: `def forward(inp, mask)`, then
@@ -531,7 +516,7 @@ class _Lowering:
             call = ir.CallFunction(flat, flatten, (structure, self.bind(in_spec, "in_spec")), ())
             params = [ir.Param(value) for value in values]
         else:
-            packed = ir.Value(self.fresh("args"), ir.OpaqueType("tuple"))
+            packed = ir.Value(self.names.fresh("args"), ir.OpaqueType("tuple"))
             call = ir.CallFunction(
                 flat, self.bind(graph._codegen.process_inputs, "process_inputs"), (ir.Starred(packed),), ()
             )
@@ -540,7 +525,7 @@ class _Lowering:
         returned = self.body.pop()
         if not isinstance(returned, ir.Return):
             raise CodegenError("IR: the body does not end in its Return")
-        result = ir.Value(self.fresh("result"))
+        result = ir.Value(self.names.fresh("result"))
         epilogue: list[ir.Instruction] = [
             ir.CallFunction(
                 result,
@@ -704,7 +689,7 @@ def lower(
     """
     if not isinstance(gm, torch.fx.GraphModule):
         raise TypeError(f"expected a torch.fx.GraphModule, got {type(gm).__name__}")
-    if not (name.isascii() and name.isidentifier() and not keyword.iskeyword(name)):
+    if not is_identifier(name):
         raise ValueError(f"function name {name!r} is not a Python identifier")
     submodules = dict(submodules or {})
     targets = {node.target for node in gm.graph.nodes if node.op == "call_module"}

@@ -14,14 +14,12 @@ Each pass is a function `Function -> Function` that keeps the invariants
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
-import keyword
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import assert_never
 
 from astgen import ir
+from astgen.names import Namespace, clean_name, is_clean_name
 
 # ---------------------------------------------------------------- unpacking
 
@@ -193,70 +191,18 @@ def _runs_no_code(operand: ir.Operand) -> bool:
 
 # ---------------------------------------------------------------- names
 
-# Names the text of a portable artifact gives a meaning of its own: the
-# modules its prelude imports. Keywords and builtins could not be read back.
-_RESERVED = (
-    frozenset(keyword.kwlist)
-    | frozenset(keyword.softkwlist)
-    | frozenset(dir(builtins))
-    | frozenset({"torch", "operator"})
-)
-_INVALID = re.compile(r"[^A-Za-z0-9_]")
-_INVALID_RUN = re.compile(r"_*[^A-Za-z0-9_]+_*")
-
-
-def is_clean_name(name: str) -> bool:
-    """A name that survives `unparse` -> `parse` as itself, shadows nothing, and that the loader accepts.
-
-    ASCII only: Python folds Unicode identifiers by NFKC when parsing, so two
-    distinct names could become one. No leading underscore: the loader
-    refuses such names in text (`astgen.allowlist`), and dunders are the
-    loader's own (`__astgen_consts__`).
-    """
-    return name.isascii() and name.isidentifier() and name not in _RESERVED and not name.startswith("_")
-
-
-def clean_name(name: str) -> str:
-    """The readable identifier closest to `name` that `is_clean_name` accepts."""
-    # A run of characters no identifier holds, with the underscores around
-    # it, becomes one underscore: `x; __import__('os')` reads `x_import_os`.
-    cleaned = _INVALID_RUN.sub("_", name).strip("_") if _INVALID.search(name) else name
-    # A trailing underscore is ordinary (`l_x_`); a leading one the loader refuses.
-    cleaned = cleaned.lstrip("_")
-    # Nothing readable left (`é`, `_`, ``).
-    if not cleaned:
-        cleaned = "v"
-    elif cleaned[0].isdigit():
-        cleaned = "v" + cleaned
-    if cleaned in _RESERVED:
-        cleaned += "_"
-    return cleaned
-
-
-class _Names:
-    def __init__(self, taken: Iterable[str] = ()) -> None:
-        self.taken = set(taken)
-
-    def fresh(self, base: str) -> str:
-        base = clean_name(base)
-        name, suffix = base, 1
-        while name in self.taken:
-            name, suffix = f"{base}_{suffix}", suffix + 1
-        self.taken.add(name)
-        return name
-
 
 class _LazyNames:
-    """A `_Names` over the function's names, built only if a fresh name is asked for."""
+    """Clean fresh names beside the function's own, its namespace built only if one is asked for."""
 
     def __init__(self, function: ir.Function) -> None:
         self.function = function
-        self.names: _Names | None = None
+        self.names: Namespace | None = None
 
     def fresh(self, base: str) -> str:
         if self.names is None:
-            self.names = _Names(_all_names(self.function))
-        return self.names.fresh(base)
+            self.names = Namespace(_all_names(self.function))
+        return self.names.fresh(clean_name(base))
 
 
 def _all_names(function: ir.Function) -> list[str]:
@@ -278,7 +224,7 @@ def assign_names(function: ir.Function) -> ir.Function:
     names = _all_names(function)
     if len(set(names)) == len(names) and all(map(is_clean_name, names)) and function.name not in names:
         return function
-    namer = _Names([function.name, *(name for name in names if is_clean_name(name))])
+    namer = Namespace([function.name, *(name for name in names if is_clean_name(name))])
     # Keyed by (is a global, name): a value and a global may share a name,
     # and only one of them may keep it.
     first_global = len(names) - len(function.globals)
@@ -289,7 +235,7 @@ def assign_names(function: ir.Function) -> ir.Function:
         if is_clean_name(name) and name not in seen:
             seen.add(name)
             continue
-        renamed[(index >= first_global, name)] = namer.fresh(name)
+        renamed[(index >= first_global, name)] = namer.fresh(clean_name(name))
 
     def rename(value: ir.Value | ir.Global) -> ir.Value | ir.Global:
         new = renamed.get((isinstance(value, ir.Global), value.name))

@@ -13,7 +13,8 @@ import torch.fx
 import astgen
 from astgen import examples, ir
 from astgen.errors import CodegenError
-from astgen.passes import assign_names, clean_name, insert_deletes, is_clean_name, run_passes, unpack_tuples
+from astgen.names import clean_name, is_clean_name
+from astgen.passes import assign_names, insert_deletes, run_passes, unpack_tuples
 from tests.helpers import build, build_raw, check
 
 # ---------------------------------------------------------------- hand-built IR
