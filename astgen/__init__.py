@@ -12,7 +12,7 @@ and back from a portable artifact (code text, piece names, constants):
 from astgen._version import __version__ as __version__
 from astgen.compiled import Artifact, CompiledGraph, compile_graph
 from astgen.emit import emit
-from astgen.errors import CodegenError
+from astgen.errors import CodegenError, VerifyError
 from astgen.ir import format_function, verify
 from astgen.loader import load
 from astgen.lower import Lowered, lower
@@ -30,6 +30,7 @@ __all__ = [
     "CompiledGraph",
     "Lowered",
     "Split",
+    "VerifyError",
     "backend",
     "compile_graph",
     "emit",

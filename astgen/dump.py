@@ -13,7 +13,8 @@ is loaded, and its tensors are loaded weights-only: an archive that would
 unpickle objects, evaluate text or load compiled code is refused. A pickled
 GraphModule (`*.pt`, `*.pkl`) is loaded only with `--trust-pickle`, since
 unpickling runs whatever code the file names.
-Bad input prints one line to stderr and exits with status 2.
+Bad input prints one line to stderr and exits with status 2; a bug in astgen
+(`VerifyError`) is reported as an internal error, with status 3.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import torch.fx
 import astgen
 from astgen import examples
 from astgen.compiled import compile_graph
-from astgen.errors import CodegenError
+from astgen.errors import EXIT_INTERNAL_ERROR, CodegenError, VerifyError
 from astgen.ir import format_function
 from astgen.render import RENDERERS, to_source
 from astgen.split import ATTENTION_OPS, SplitAt, Target, parse_target, split_graph
@@ -400,6 +401,11 @@ def render(gm: torch.fx.GraphModule, *, format: str, renderer: str | None, annot
     return to_source(compiled.tree, compiled.ir, renderer=renderer or "unparse", annotate=annotate)
 
 
+def _one_line(error: Exception) -> str:
+    # One line, whatever the message holds: a CodegenError adds its node on lines of its own.
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
@@ -408,10 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return done.code if isinstance(done.code, int) else 0
         gm = load_graph(args)
         sys.stdout.write(render(gm, format=args.format, renderer=args.renderer, annotate=args.annotate))
+    except VerifyError as error:
+        # Not the input's fault: say whose it is, with a status of its own.
+        print(f"astgen.dump: internal error (a bug in astgen, please report it): {_one_line(error)}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     except (UsageError, CodegenError) as error:
-        # One line, whatever the message holds: a CodegenError adds its node on lines of its own.
-        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"astgen.dump: {message}", file=sys.stderr)
+        print(f"astgen.dump: {_one_line(error)}", file=sys.stderr)
         return 2
     return 0
 

@@ -152,7 +152,7 @@ class _Builder:
         return self.const(value)
 
     def complex(self, value: complex) -> ast.expr:
-        # `lower.is_exact_literal` admits only finite parts without a negative zero.
+        # `ir.is_exact_literal` admits only finite parts without a negative zero.
         imaginary = self.const(complex(0.0, abs(value.imag)))
         if value.real == 0.0 and value.imag >= 0:
             return imaginary

@@ -1,4 +1,9 @@
-"""The one exception astgen raises for input it cannot handle."""
+"""The exceptions astgen raises: `CodegenError` for input it cannot handle, and
+`VerifyError`, a subclass, for IR that breaks an invariant: a bug in astgen.
+
+Misusing the API (a bad argument, a stage run twice) is a `ValueError` or a
+`TypeError`, as in the standard library.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch.fx
+
+    from astgen.ir import Origin
+
+# The exit status of a command-line tool that hits a `VerifyError`: not the
+# input's fault (that is 2), so scripts can tell the two apart.
+EXIT_INTERNAL_ERROR = 3
 
 _TRACER_FRAME = re.compile(r'^File ".*[\\/]torch[\\/]fx[\\/]')
 
@@ -65,3 +76,21 @@ class CodegenError(Exception):
         except Exception:  # a malformed node must not hide the real error
             text = f"{node.op} {node.name!r}"
         return cls(message, node=text, source_line=user_source_line(node.stack_trace))
+
+
+class VerifyError(CodegenError):
+    """The IR broke an invariant every stage keeps (`astgen.ir.verify`): a bug in astgen, not in the graph.
+
+    ``origin`` is the failing instruction's origin, the FX node and user line
+    it was lowered from, where it has one; ``instruction`` its IR text.
+    """
+
+    def __init__(self, message: str, *, origin: Origin | None = None, instruction: str | None = None) -> None:
+        self.origin = origin
+        self.instruction = instruction
+        super().__init__(
+            message if instruction is None else f"{message}\n  instruction: {instruction}",
+            node=None if origin is None else origin.node,
+            source_line=None if origin is None else origin.source_line,
+        )
+        self.reason = message

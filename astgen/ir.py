@@ -13,11 +13,12 @@ every pass must keep; `format_function` prints the IR one instruction a line.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, assert_never
 
-from astgen.errors import CodegenError
+from astgen.errors import VerifyError
 
 # ---------------------------------------------------------------- types
 
@@ -97,6 +98,35 @@ class Value:
 
 
 LITERAL_TYPES = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
+
+# The most digits an int written as a literal may have: `repr` and
+# `ast.unparse` refuse more than `sys.int_max_str_digits` (which a user may
+# lower), so bigger ones are bound by reference.
+_MAX_LITERAL_DIGITS = 1000
+
+
+def _max_literal_int() -> int:
+    limit = sys.get_int_max_str_digits()
+    return 10 ** (min(_MAX_LITERAL_DIGITS, limit - 1) if limit else _MAX_LITERAL_DIGITS)
+
+
+def is_exact_literal(value: object) -> bool:
+    """Whether the emitter writes `value` as a literal that evaluates back to an identical object.
+
+    NaN (whose sign bit no expression keeps), complex numbers with non-finite
+    or negative-zero parts, and huge ints are bound by reference instead.
+    Lowering makes a `Const` only of these; the verifier refuses any other.
+    """
+    if isinstance(value, bool) or value is None or value is Ellipsis or isinstance(value, (str, bytes)):
+        return type(value) in (bool, str, bytes, type(None), type(Ellipsis))
+    if type(value) is int:
+        return abs(value) < _max_literal_int()
+    if type(value) is float:
+        return not math.isnan(value)
+    if type(value) is complex:
+        parts = (value.real, value.imag)
+        return all(math.isfinite(part) and not (part == 0 and math.copysign(1, part) < 0) for part in parts)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +269,9 @@ class CallModule:
     def operands(self) -> tuple[Operand, ...]:
         return (self.module, *self.args, *[value for _, value in self.kwargs])
 
+    def verify_(self) -> None:
+        _verify_call(self.args, self.kwargs)
+
 
 @dataclass(frozen=True, slots=True)
 class CallFunction:
@@ -255,6 +288,9 @@ class CallFunction:
     @property
     def operands(self) -> tuple[Operand, ...]:
         return (self.function, *self.args, *[value for _, value in self.kwargs])
+
+    def verify_(self) -> None:
+        _verify_call(self.args, self.kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +309,10 @@ class CallMethod:
     @property
     def operands(self) -> tuple[Operand, ...]:
         return (self.receiver, *self.args, *[value for _, value in self.kwargs])
+
+    def verify_(self) -> None:
+        _verify_operand(self.receiver)
+        _verify_call(self.args, self.kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +333,15 @@ class Operator:
     def operands(self) -> tuple[Operand, ...]:
         return self.args
 
+    def verify_(self) -> None:
+        if self.op not in OPERATORS:
+            raise VerifyError(f"{self.op!r} is not an operator")
+        arity = operator_arity(self.op)
+        if len(self.args) != arity:
+            raise VerifyError(f"operator {self.op!r} takes {arity} operand(s), not {len(self.args)}")
+        for arg in self.args:
+            _verify_operand(arg)
+
 
 @dataclass(frozen=True, slots=True)
 class GetAttr:
@@ -311,6 +360,9 @@ class GetAttr:
     def operands(self) -> tuple[Operand, ...]:
         return (self.obj,)
 
+    def verify_(self) -> None:
+        _verify_operand(self.obj)
+
 
 @dataclass(frozen=True, slots=True)
 class GetItem:
@@ -327,6 +379,10 @@ class GetItem:
     def operands(self) -> tuple[Operand, ...]:
         return (self.container, self.key)
 
+    def verify_(self) -> None:
+        _verify_operand(self.container)
+        _verify_operand(self.key)
+
 
 @dataclass(frozen=True, slots=True)
 class Unpack:
@@ -339,6 +395,10 @@ class Unpack:
     @property
     def operands(self) -> tuple[Operand, ...]:
         return (self.source,)
+
+    def verify_(self) -> None:
+        if isinstance(self.source.type, TupleType) and len(self.source.type.elements) != len(self.results):
+            raise VerifyError(f"unpacks {len(self.results)} value(s) from a tuple of {len(self.source.type.elements)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +417,10 @@ class Delete:
     def operands(self) -> tuple[Operand, ...]:
         return ()
 
+    def verify_(self) -> None:
+        if not self.values:
+            raise VerifyError("deletes nothing")
+
 
 @dataclass(frozen=True, slots=True)
 class Return:
@@ -370,6 +434,9 @@ class Return:
     @property
     def operands(self) -> tuple[Operand, ...]:
         return (self.value,)
+
+    def verify_(self) -> None:
+        _verify_operand(self.value)
 
 
 # The instructions that compute one expression and bind it (`result = <expr>`).
@@ -389,6 +456,9 @@ class InstructionShape(Protocol):
 
     @property
     def origin(self) -> Origin | None: ...
+
+    def verify_(self) -> None:
+        """Check what the instruction alone must hold; raise `VerifyError` if it does not."""
 
 
 def _shape(instruction: Instruction) -> InstructionShape:
@@ -421,6 +491,50 @@ OPERATORS = {**BINARY_OPERATORS, **UNARY_OPERATORS, **COMPARE_OPERATORS}
 def operator_arity(op: str) -> int:
     """How many operands the operator `op` takes."""
     return 1 if op in UNARY_OPERATORS else 2
+
+
+def _verify_call(args: tuple[Operand, ...], kwargs: Kwargs) -> None:
+    for arg in args:
+        # `*value` is written only where Python takes it: a call's positional arguments.
+        if type(arg) is not Starred:
+            _verify_operand(arg)
+    for _, value in kwargs:
+        _verify_operand(value)
+
+
+def _safe_repr(value: object) -> str:
+    """`repr(value)`, or a stand-in for an int too long for `sys.int_max_str_digits`."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too long to print>"
+
+
+def _verify_operand(operand: Operand) -> None:
+    """Refuse a `Starred` anywhere in `operand` and a `Const` that is not written exactly."""
+    match operand:
+        case Value() | Global() | Builtin():
+            pass
+        case Const():
+            if not is_exact_literal(operand.value):
+                raise VerifyError(
+                    f"constant {_safe_repr(operand.value)} ({type(operand.value).__name__}) is not an exact literal"
+                )
+        case TupleOf() | ListOf() | NamedTupleOf():
+            for item in operand.items:
+                _verify_operand(item)
+        case DictOf():
+            for key, item in operand.items:
+                _verify_operand(key)
+                _verify_operand(item)
+        case SliceOf():
+            _verify_operand(operand.start)
+            _verify_operand(operand.stop)
+            _verify_operand(operand.step)
+        case Starred():
+            raise VerifyError(f"*%{operand.value.name} outside a call's positional arguments")
+        case _:
+            assert_never(operand)
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,45 +631,71 @@ def defines(instruction: Instruction) -> tuple[Value, ...]:
 def verify(function: Function) -> Function:
     """Check the invariants every stage keeps; return `function` unchanged.
 
-    Names are unique across parameters, values and globals; every use comes
+    Each instruction checks itself (`verify_`, as xDSL's operations do):
+    operator arity, unpacking arity against the tuple type, `*value` only
+    in call arguments, every `Const` an exact literal. Across the body:
+    names are unique across parameters, values and globals; every use comes
     after its definition and before any `Delete` of it; the body ends in its
-    only `Return`. A failure is a bug in astgen, reported as `CodegenError`.
+    only `Return`. A failure is a bug in astgen: `VerifyError`, carrying the
+    failing instruction's origin.
     """
     live: set[str] = set()
     seen: set[str] = set()
     global_names = {g.name: g.slot for g in function.globals}
     if len(global_names) != len(function.globals):
-        raise CodegenError("IR verifier: two globals share a name")
+        raise VerifyError("IR verifier: two globals share a name")
 
-    def define(value: Value, where: object) -> None:
+    def define(value: Value, where: str, origin: Origin | None) -> None:
         if value.name in seen or value.name in global_names:
-            raise CodegenError(f"IR verifier: {value.name!r} is defined twice (at {where})")
+            raise VerifyError(f"IR verifier: {value.name!r} is defined twice (at {where})", origin=origin)
         seen.add(value.name)
         live.add(value.name)
 
     for param in function.params:
-        define(param.value, "parameters")
+        define(param.value, "parameters", param.origin)
+        if param.default is not None:
+            try:
+                _verify_operand(param.default)
+            except VerifyError as error:
+                raise VerifyError(
+                    f"IR verifier: parameter {param.value.name!r}: {error.reason}", origin=param.origin
+                ) from None
+    last = len(function.body) - 1
     for index, instruction in enumerate(function.body):
-        for operand in instruction.operands:
-            for g in operand_globals(operand):
-                if global_names.get(g.name) != g.slot:
-                    raise CodegenError(f"IR verifier: global {g.name!r} is not bound (instruction {index})")
-        for value in uses(instruction):
-            if value.name not in live:
-                state = "after it was deleted" if value.name in seen else "before it is defined"
-                raise CodegenError(f"IR verifier: {value.name!r} is used {state} (instruction {index})")
-        if isinstance(instruction, Delete):
-            for value in instruction.values:
-                if value.name not in live:
-                    raise CodegenError(f"IR verifier: {value.name!r} is deleted while not live")
-                live.discard(value.name)
-        for value in defines(instruction):
-            define(value, f"instruction {index}")
-        if isinstance(instruction, Return) and index != len(function.body) - 1:
-            raise CodegenError("IR verifier: a Return is not the last instruction")
+        try:
+            _verify_instruction(instruction, index, last, live, seen, global_names)
+        except VerifyError as error:
+            raise VerifyError(
+                f"IR verifier: {error.reason} (instruction {index})",
+                origin=instruction.origin,
+                instruction=format_instruction(instruction),
+            ) from None
+        for value in instruction.results:
+            define(value, f"instruction {index}", instruction.origin)
     if not function.body or not isinstance(function.body[-1], Return):
-        raise CodegenError("IR verifier: the function does not end in a Return")
+        raise VerifyError("IR verifier: the function does not end in a Return")
     return function
+
+
+def _verify_instruction(
+    instruction: Instruction, index: int, last: int, live: set[str], seen: set[str], global_names: dict[str, int]
+) -> None:
+    instruction.verify_()
+    for operand in instruction.operands:
+        for g in operand_globals(operand):
+            if global_names.get(g.name) != g.slot:
+                raise VerifyError(f"global {g.name!r} is not bound")
+    for value in uses(instruction):
+        if value.name not in live:
+            state = "after it was deleted" if value.name in seen else "before it is defined"
+            raise VerifyError(f"{value.name!r} is used {state}")
+    if isinstance(instruction, Delete):
+        for value in instruction.values:
+            if value.name not in live:
+                raise VerifyError(f"{value.name!r} is deleted while not live")
+            live.discard(value.name)
+    if isinstance(instruction, Return) and index != last:
+        raise VerifyError("a Return is not the last instruction")
 
 
 # ---------------------------------------------------------------- printer
@@ -568,7 +708,7 @@ def format_operand(operand: Operand) -> str:
         value = operand.value
         if isinstance(value, float) and not math.isfinite(value):
             return f"float('{value}')"
-        return repr(value)
+        return _safe_repr(value)
     if isinstance(operand, Global):
         return f"@{operand.name}"
     if isinstance(operand, Builtin):
@@ -616,7 +756,8 @@ def format_instruction(instruction: Instruction) -> str:
             call = f"{receiver}.{instruction.method}({_format_call(instruction.args, instruction.kwargs)})"
             return f"{_typed(instruction.result)} = call_method {call}"
         case Operator():
-            symbol = OPERATORS[instruction.op]
+            # The verifier prints what it refuses: an unknown op shows as its name.
+            symbol = OPERATORS.get(instruction.op, instruction.op)
             operands = f" {symbol} ".join(format_operand(operand) for operand in instruction.args)
             if len(instruction.args) == 1:
                 operands = f"{symbol} {operands}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins
 import math
 import operator
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,19 +22,10 @@ import torch.fx
 from torch.fx._lazy_graph_module import _LazyGraphModule
 
 from astgen import ir
-from astgen.errors import CodegenError, user_source_line
+from astgen.errors import CodegenError, VerifyError, user_source_line
 from astgen.importable import is_safe_builtin, public_name
+from astgen.ir import is_exact_literal
 from astgen.names import Namespace, is_identifier, piece_name
-
-# The most digits an int written as a literal may have: `repr` and
-# `ast.unparse` refuse more than `sys.int_max_str_digits` (which a user may
-# lower), so bigger ones are bound by reference.
-_MAX_LITERAL_DIGITS = 1000
-
-
-def _max_literal_int() -> int:
-    limit = sys.get_int_max_str_digits()
-    return 10 ** (min(_MAX_LITERAL_DIGITS, limit - 1) if limit else _MAX_LITERAL_DIGITS)
 
 
 @dataclass(frozen=True)
@@ -44,24 +34,6 @@ class Lowered:
 
     function: ir.Function
     bindings: tuple[object, ...]
-
-
-def is_exact_literal(value: object) -> bool:
-    """Whether the emitter writes `value` as a literal that evaluates back to an identical object.
-
-    NaN (whose sign bit no expression keeps), complex numbers with non-finite
-    or negative-zero parts, and huge ints are bound by reference instead.
-    """
-    if isinstance(value, bool) or value is None or value is Ellipsis or isinstance(value, (str, bytes)):
-        return type(value) in (bool, str, bytes, type(None), type(Ellipsis))
-    if type(value) is int:
-        return abs(value) < _max_literal_int()
-    if type(value) is float:
-        return not math.isnan(value)
-    if type(value) is complex:
-        parts = (value.real, value.imag)
-        return all(math.isfinite(part) and not (part == 0 and math.copysign(1, part) < 0) for part in parts)
-    return False
 
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
@@ -524,7 +496,7 @@ class _Lowering:
         prologue: list[ir.Instruction] = [call, ir.Unpack(tuple(param.value for param in self.params), flat)]
         returned = self.body.pop()
         if not isinstance(returned, ir.Return):
-            raise CodegenError("IR: the body does not end in its Return")
+            raise VerifyError("IR: the body does not end in its Return")
         result = ir.Value(self.names.fresh("result"))
         epilogue: list[ir.Instruction] = [
             ir.CallFunction(
