@@ -57,38 +57,6 @@ def test_memory_astgen_frees_unused_results_the_string_baseline_keeps() -> None:
     assert row["retained_after_call_bytes"][memory.ASTGEN] == 0
 
 
-def test_gpu_llama_runs_on_cpu() -> None:
-    from benchmarks import gpu_llama
-
-    results = gpu_llama.main(
-        [
-            "--device",
-            "cpu",
-            "--layers",
-            "2",
-            "--hidden",
-            "64",
-            "--heads",
-            "4",
-            "--context",
-            "8",
-            "--steps",
-            "2",
-            "--rounds",
-            "1",
-            "--warmup",
-            "1",
-        ]
-    )
-    assert set(results["latency_us"]) == {
-        "unsplit eager",
-        "GraphModule.__call__",
-        "string baseline",
-        "astgen .fn",
-        "astgen CompiledGraph",
-    }
-
-
 def test_artifact_benchmarks_run_and_agree(tmp_path: Path, capsys) -> None:
     from benchmarks import artifact
 
