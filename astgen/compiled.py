@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import torch.fx
 
-from astgen import importable, ir
+from astgen import importable, ir, trace
 from astgen.emit import emit
 from astgen.ir import Function
 from astgen.lower import Lowered, lower
@@ -46,7 +46,8 @@ class GeneratedCode:
         self.function = function
         self.tree = tree
         self.filename = f"<astgen:{function.name}>.{next(_file_numbers)}"
-        self.module_code = compile(tree, self.filename, "exec", dont_inherit=True)
+        with trace.timed("astgen.compile"):
+            self.module_code = compile(tree, self.filename, "exec", dont_inherit=True)
         self.code = function_code(self.module_code)
         self.def_line = tree.body[-1].lineno
         self._source: str | None = None
@@ -128,8 +129,11 @@ def _source_loader(reference: weakref.ref[GeneratedCode]) -> Callable[[], str | 
 
 def generate(lowered_function: ir.Function) -> GeneratedCode:
     """Passes, emission and `compile()` for a lowered function, uncached."""
-    function = run_passes(lowered_function)
-    return GeneratedCode(function, emit(function))
+    with trace.timed("astgen.passes"):
+        function = run_passes(lowered_function)
+    with trace.timed("astgen.emit"):
+        tree = emit(function)
+    return GeneratedCode(function, tree)
 
 
 class _CodeCache:
@@ -267,7 +271,9 @@ class CompiledGraph:
 
 def compile_lowered(lowered: Lowered, *, cache: bool = True) -> CompiledGraph:
     generated = code_cache.get(lowered.function) if cache else generate(lowered.function)
-    return CompiledGraph(generated, lowered.bindings)
+    trace.generated(generated)
+    with trace.timed("astgen.bind"):
+        return CompiledGraph(generated, lowered.bindings)
 
 
 def compile_graph(
@@ -291,4 +297,6 @@ def compile_graph(
 
     Raises `astgen.CodegenError` for a graph it cannot compile.
     """
-    return compile_lowered(lower(gm, submodules, name=name, inline=inline), cache=cache)
+    with trace.timed("astgen.lower"):
+        lowered = lower(gm, submodules, name=name, inline=inline)
+    return compile_lowered(lowered, cache=cache)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from astgen import allowlist, ir
+from astgen import allowlist, ir, trace
 from astgen.compiled import Artifact, run_module
 from astgen.errors import CodegenError
 from astgen.lower import fast_callable
@@ -258,4 +258,6 @@ def load(
         code, piece_names, consts = artifact
     except (TypeError, ValueError):
         raise TypeError("an artifact is a (code, piece_names, consts) triple") from None
-    return bind_verified(verified(code, entry), dict(pieces or {}), list(piece_names), consts)
+    trace.loaded(code)
+    with trace.timed("astgen.load"):
+        return bind_verified(verified(code, entry), dict(pieces or {}), list(piece_names), consts)

@@ -25,6 +25,7 @@ from typing import Any, TypeAlias
 import torch
 import torch.fx
 
+from astgen import trace
 from astgen.compiled import CompiledGraph, compile_graph
 from astgen.split import ATTENTION_OPS, Split, SplitAt, selector, split_graph
 
@@ -206,15 +207,19 @@ class Backend:
         split_at = options.get("split_at", self.split_at)
         piece_backend = options.get("piece_backend", self.piece_backend)
         _check(split_at, piece_backend)
-        split = split_graph(gm, split_at)
-        _return_tuples(split)
+        with trace.timed("astgen.split"):
+            split = split_graph(gm, split_at)
+            _return_tuples(split)
+        trace.split_done(gm, split, split_at, piece_backend)
         compile_piece = _compiler(piece_backend)
         inputs = piece_inputs(split, example_inputs)
         compiled_pieces: dict[str, Callable[..., Any]] = {}
-        for name, piece in split.pieces.items():
-            # A splitting op runs as it is, in eager mode.
-            compiled_pieces[name] = piece if name in split.splitting else compile_piece(piece, inputs[name])
+        with trace.timed("astgen.compile_pieces"):
+            for name, piece in split.pieces.items():
+                # A splitting op runs as it is, in eager mode.
+                compiled_pieces[name] = piece if name in split.splitting else compile_piece(piece, inputs[name])
         compiled = compile_graph(split.stitching, compiled_pieces)
+        trace.stitched(compiled, compiled_pieces)
         setattr(compiled.fn, _COMPILED_ATTRIBUTE, compiled)
         with self._lock:
             self._functions.append(weakref.ref(compiled.fn))

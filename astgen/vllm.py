@@ -31,7 +31,7 @@ from typing import Any
 
 import torch.fx
 
-from astgen import ir
+from astgen import ir, trace
 from astgen.compiled import GeneratedCode, code_cache
 from astgen.emit import emit
 from astgen.loader import bind_verified, verified
@@ -60,7 +60,8 @@ def generate_execution_code_with_name(
             raise RuntimeError(f"call_module is not allowed for codegen target {node.target}.")
     consts = [] if consts is None else consts
     const_index = {} if const_index is None else const_index
-    lowered = lower(split_gm, name=fn_name, inline=True)
+    with trace.timed("astgen.lower"):
+        lowered = lower(split_gm, name=fn_name, inline=True)
     pieces, const_globals = ir.tables(lowered.function)
     shared = bool(consts)
     index_of_slot: dict[int, int] = {}
@@ -73,10 +74,14 @@ def generate_execution_code_with_name(
         index_of_slot[g.slot] = index
     if shared:
         # Indices past earlier graphs' constants: this text is its own.
-        function = run_passes(lowered.function)
-        generated: GeneratedCode = GeneratedCode(function, emit(function, index_of_slot))
+        with trace.timed("astgen.passes"):
+            function = run_passes(lowered.function)
+        with trace.timed("astgen.emit"):
+            tree = emit(function, index_of_slot)
+        generated: GeneratedCode = GeneratedCode(function, tree)
     else:
         generated = code_cache.get(lowered.function)
+    trace.generated(generated)
     return generated.source, [g.piece for g in pieces if g.piece is not None], consts
 
 
@@ -98,4 +103,6 @@ def compile_execution_fn(
     consts. The text is checked before anything of it runs; a refusal is a
     `CodegenError` naming the line.
     """
-    return bind_verified(verified(code), dict(submod_callables), list(submod_names), consts)
+    trace.loaded(code)
+    with trace.timed("astgen.load"):
+        return bind_verified(verified(code), dict(submod_callables), list(submod_names), consts)
