@@ -17,9 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import astgen
-from astgen import strategies
-from astgen.fuzz import difference
-from astgen.strategies import Recipe, recipes
+from astgen.testing import recipe as strategies
+from astgen.testing.drawing import recipes
+from astgen.testing.oracles import difference
+from astgen.testing.recipe import Recipe
 
 
 def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -3,24 +3,30 @@
 One test per property, each a plain `@given` test without fixtures, so the
 same functions run under pytest (`make property`), HypoFuzz
 (`hypothesis fuzz property_tests/`) and atheris (through each test's
-`.hypothesis.fuzz_one_input`). The checks themselves live in `astgen.fuzz`,
-shared with `python -m astgen.fuzz` campaigns and the reproducers they write.
+`.hypothesis.fuzz_one_input`). The checks themselves live in
+`astgen.testing.checks`, shared with `python -m astgen.fuzz` campaigns and the
+reproducers they write.
 """
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import event, given
 
-from astgen import fuzz
-from astgen.strategies import KINDS, VLLM_KINDS, Recipe, recipes
+from astgen.testing import checks as fuzz
+from astgen.testing.drawing import KINDS, VLLM_KINDS, recipes
+from astgen.testing.recipe import Recipe
 
 GRAPHS = recipes()
+#: Graphs FX's own codegen can mostly print: adversarial names are what it
+#: cannot (about 4 in 5 of them agree; `tests/test_fuzz.py` holds the share).
+PRINTABLE = recipes(kinds=[kind for kind in KINDS if kind != "names"])
 
 
-@given(GRAPHS)
+@given(PRINTABLE)
 def test_result_equals_interpreter_and_graphmodule(recipe: Recipe) -> None:
     """(a) tensors exactly, nan = nan, -0.0 is not 0.0; and gm(*args) where FX can print the graph."""
-    fuzz.check_recipe(recipe, ["interpreter", "graphmodule"])
+    seen = fuzz.check_recipe(recipe, ["interpreter", "graphmodule"])
+    event(f"graphmodule: {seen['graphmodule']}")
 
 
 @given(GRAPHS)

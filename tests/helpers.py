@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import ast
 import functools
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.fx
-from torch.fx.immutable_collections import immutable_dict, immutable_list
-from torch.fx.passes.split_module import split_module
 
 import astgen
 from astgen import examples, ir
-from astgen.lower import Lowered
+from astgen.testing.oracles import difference
 
 
 class Root(torch.nn.Module):
@@ -61,10 +58,6 @@ def build_raw(body: Callable[[torch.fx.Graph], object], **attributes: object) ->
     return gm
 
 
-def lowered(gm: torch.fx.GraphModule, **kwargs: Any) -> Lowered:
-    return astgen.lower(gm, **kwargs)
-
-
 def body_of(gm: torch.fx.GraphModule) -> tuple[ir.Instruction, ...]:
     """The lowered body, before any pass."""
     return astgen.lower(gm).function.body
@@ -74,53 +67,16 @@ def interpret(gm: torch.fx.GraphModule, *args: object) -> object:
     return torch.fx.Interpreter(gm).run(*args)
 
 
-_PLAIN: dict[type, type] = {immutable_list: list, immutable_dict: dict}
-
-
 def assert_same(actual: object, expected: object, path: str = "result") -> None:
-    """Exact equality through containers: tensors equal in dtype, shape and values (nan == nan),
-    floats equal including nan and the sign of zero, everything else by type and ==."""
-    if isinstance(expected, torch.Tensor):
-        assert isinstance(actual, torch.Tensor), f"{path}: {type(actual).__name__} is not a tensor"
-        assert actual.dtype == expected.dtype, f"{path}: dtype {actual.dtype} != {expected.dtype}"
-        assert actual.shape == expected.shape, f"{path}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-        if actual.is_floating_point() or actual.is_complex():
-            assert torch.equal(actual.isnan(), expected.isnan()), f"{path}: nan positions differ"
-            numbers = ~actual.isnan()
-            assert torch.equal(actual[numbers], expected[numbers]), f"{path}: values differ"
-            if actual.is_floating_point():
-                assert torch.equal(actual.signbit(), expected.signbit()), f"{path}: signs differ"
-        else:
-            assert torch.equal(actual, expected), f"{path}: values differ"
-        return
-    # The interpreter rebuilds containers as FX's immutable ones; GraphModule's
-    # own code, like astgen's, builds plain ones.
-    expected_type = _PLAIN.get(type(expected), type(expected))
-    actual_type = _PLAIN.get(type(actual), type(actual))
-    assert actual_type is expected_type, f"{path}: {type(actual).__name__} != {type(expected).__name__}"
-    if isinstance(expected, (tuple, list)):
-        assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"  # type: ignore[arg-type]
-        for index, (a, e) in enumerate(zip(actual, expected, strict=True)):  # type: ignore[call-overload]
-            assert_same(a, e, f"{path}[{index}]")
-    elif isinstance(expected, dict):
-        assert list(actual) == list(expected), f"{path}: keys {list(actual)} != {list(expected)}"  # type: ignore[call-overload]
-        for key in expected:
-            assert_same(actual[key], expected[key], f"{path}[{key!r}]")  # type: ignore[index]
-    elif isinstance(expected, float):
-        assert same_float(actual, expected), f"{path}: {actual!r} != {expected!r}"  # type: ignore[arg-type]
-    elif isinstance(expected, complex):
-        assert same_float(actual.real, expected.real) and same_float(actual.imag, expected.imag), (  # type: ignore[attr-defined]
-            f"{path}: {actual!r} != {expected!r}"
-        )
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+    """Exact equality through containers (`astgen.testing.oracles.difference`): tensors equal in dtype,
+    shape and values (nan == nan), floats equal including nan and the sign of zero, the rest by type and ==."""
+    found = difference(expected, actual, path)
+    assert found is None, found
 
 
 def same_float(a: float, b: float) -> bool:
     """Identical floats: nan matches nan, and 0.0 does not match -0.0."""
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    return difference(a, b) is None
 
 
 def check(
@@ -146,18 +102,8 @@ def statement_kinds(tree: ast.Module) -> set[type]:
 
 
 def split_at(gm: torch.fx.GraphModule, is_boundary: Callable[[torch.fx.Node], bool]) -> torch.fx.GraphModule:
-    """`split_module(keep_original_order=True)` with every boundary node in a piece of its own,
-    the way vLLM splits at attention; pieces are numbered in graph order, so no cycle can form."""
-    piece = 0
-    assignment: dict[str, int] = {}
-    for node in gm.graph.nodes:
-        if node.op in ("placeholder", "output"):
-            continue
-        boundary = is_boundary(node)
-        piece += boundary
-        assignment[node.name] = piece
-        piece += boundary
-    return split_module(gm, gm, lambda node: assignment[node.name], keep_original_order=True)
+    """The stitching graph of `astgen.split_graph`: every boundary node in a piece of its own, as vLLM splits at attention."""
+    return astgen.split_graph(gm, is_boundary).stitching
 
 
 @functools.cache

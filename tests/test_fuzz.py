@@ -1,4 +1,4 @@
-"""`astgen.strategies`, `astgen.fuzz` campaigns and reproducers, and the atheris entry point."""
+"""`astgen.testing` (strategies, checks, campaigns and reproducers), `python -m astgen.fuzz`, and the atheris entry point."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
-from astgen import fuzz, strategies
+from astgen import fuzz
+from astgen.testing import campaign as campaign_module
+from astgen.testing import drawing as strategies
+from astgen.testing import recipe as recipes
 from tests.test_fuzz_teeth import planted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,15 +45,15 @@ def test_split_graphs_gives_runnable_vllm_shaped_pairs(graph: tuple[torch.fx.Gra
     ops = {node.op for node in gm.graph.nodes}
     assert ops <= {"placeholder", "call_module", "call_function", "output"}
     targets = {node.target for node in gm.graph.nodes if node.op == "call_function"}
-    assert targets <= {strategies.FUNCTIONS["getitem"]}
+    assert targets <= {recipes.FUNCTIONS["getitem"]}
     torch.fx.Interpreter(gm).run(*args)
 
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(strategies.recipes())
-def test_a_recipe_is_json_and_rebuilds_the_same_graph(recipe: strategies.Recipe) -> None:
+def test_a_recipe_is_json_and_rebuilds_the_same_graph(recipe: recipes.Recipe) -> None:
     again = json.loads(json.dumps(recipe))
-    (gm, args), (gm2, args2) = strategies.build(recipe), strategies.build(again)
+    (gm, args), (gm2, args2) = recipes.build(recipe), recipes.build(again)
     assert str(gm.graph) == str(gm2.graph)
     assert fuzz.difference(torch.fx.Interpreter(gm).run(*args), torch.fx.Interpreter(gm2).run(*args2)) is None
 
@@ -137,7 +140,7 @@ def test_campaign_finds_a_planted_bug_and_writes_a_reproducer_that_replays_it(tm
     assert len(scripts) == distinct
     script = scripts[0]
     text = script.read_text()
-    assert "RECIPE = '" in text and "fuzz.reproduce(json.loads(RECIPE), SIGNATURE)" in text
+    assert "RECIPE = '" in text and "checks.reproduce(json.loads(RECIPE), SIGNATURE, json.loads(TARGETS))" in text
     # The dropped keyword shows as a different result or as a piece that
     # raises, whichever graph the unseeded campaign draws first; either way
     # the interpreter check found it, and the script records which.
@@ -146,7 +149,7 @@ def test_campaign_finds_a_planted_bug_and_writes_a_reproducer_that_replays_it(tm
         for statement in ast.parse(text).body
         if isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", None) == "SIGNATURE"
     ]
-    assert recorded.startswith("interpreter: ")
+    assert recorded.startswith("astgen interpreter: ")
     # The reproducer is standalone: on the real pipeline the graph passes...
     fixed = python(str(script))
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
@@ -162,10 +165,10 @@ def test_campaign_finds_a_planted_bug_and_writes_a_reproducer_that_replays_it(tm
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert "FX graph:" in broken.stdout and "astgen source:" in broken.stdout
     assert f"FAILS: {recorded}" in broken.stdout
-    if recorded == "interpreter: astgen differs from the interpreter":
+    if recorded == "astgen interpreter: astgen differs from the interpreter":
         assert "keys [" in broken.stdout or "values differ" in broken.stdout or "length" in broken.stdout
     else:
-        assert "Traceback (most recent call last)" in broken.stdout
+        assert "Traceback (most recent call last)" in broken.stdout and " raises " in recorded
 
 
 def test_a_seed_and_a_database_exclude_each_other(tmp_path: Path) -> None:
@@ -193,7 +196,7 @@ def test_reproducer_text_never_splices_the_recipe_into_code() -> None:
     }
     assert json.loads(constants["RECIPE"]) == recipe and constants["SIGNATURE"] == 'sig"; import os'
     kinds = [type(node).__name__ for node in tree.body]
-    assert kinds == ["Expr", "Import", "Import", "ImportFrom", "Assign", "Assign", "If"]
+    assert kinds == ["Expr", "Import", "Import", "ImportFrom", "Assign", "Assign", "Assign", "If"]
 
 
 def test_cli_on_main_finds_nothing_and_reports_graphs_per_second(tmp_path: Path) -> None:
@@ -283,7 +286,7 @@ def test_help_lists_the_kinds_checks_and_defaults(capsys: pytest.CaptureFixture[
         fuzz.main(["--help"])
     assert exit.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for name, description in [*strategies.KIND_DESCRIPTIONS.items(), *fuzz.CHECK_DESCRIPTIONS.items()]:
+    for name, description in [*recipes.KIND_DESCRIPTIONS.items(), *fuzz.CHECK_DESCRIPTIONS.items()]:
         assert f"{name} {description}" in text, name
     for option, default in [("--workers", "1"), ("--max-nodes", "8"), ("--out", "fuzz-out"), ("--seconds", "60")]:
         help_of = text.split(option, 2)[-1]
@@ -302,15 +305,15 @@ def test_saved_failures_survive_replays_and_campaigns_on_fixed_code(tmp_path: Pa
     db = tmp_path / "db"
     options: dict[str, Any] = {"workers": 1, "database": str(db), "checks": ["interpreter"]}
 
-    def broken(recipe: strategies.Recipe, checks: Any) -> None:
+    def broken(recipe: recipes.Recipe, checks: Any, targets: Any = None) -> None:
         raise fuzz.PropertyFailure("interpreter", "planted: every graph fails")
 
     # Patched where the campaign calls it: the database's handling, not astgen, is on trial here.
-    with mock.patch.object(fuzz, "check_recipe", broken):
+    with mock.patch.object(campaign_module, "check_recipe", broken):
         assert fuzz.campaign(seconds=60, max_examples=20, out=tmp_path / "a", **options) == 1
     saved = _contents(db)
     assert saved, "the failure was not saved"
-    with mock.patch.object(fuzz, "check_recipe", lambda recipe, checks: None):
+    with mock.patch.object(campaign_module, "check_recipe", lambda *arguments: None):
         # A worker on fixed code replays everything and finds nothing...
         assert fuzz.campaign(seconds=60, max_examples=None, replay=True, out=tmp_path / "b", **options) == 0
         assert _contents(db) == saved, "a replay changed the shared database"
@@ -319,7 +322,7 @@ def test_saved_failures_survive_replays_and_campaigns_on_fixed_code(tmp_path: Pa
         after = _contents(db)
         assert {name: after.get(name) for name in saved} == saved, "a campaign deleted saved failures"
     # The entries still replay as the failure they were.
-    with mock.patch.object(fuzz, "check_recipe", broken):
+    with mock.patch.object(campaign_module, "check_recipe", broken):
         assert fuzz.campaign(seconds=60, max_examples=None, replay=True, out=tmp_path / "d", **options) == 1
 
 

@@ -3,7 +3,9 @@
 Every planted bug is a small patch of the real pipeline (a pass, or one of the
 emitter's node factories). With the bug in place, the tests of
 `property_tests/test_properties.py` run with a small fixed budget, and at
-least one must fail; the test reports which one did.
+least one must fail with a `PropertyFailure`: a crash of the patched
+pipeline (a mis-patched mock raising `TypeError`) is no catch. The test
+reports which property caught it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import HypothesisException
 
-from astgen import fuzz, ir, passes, strategies
+from astgen import ir, passes
 from astgen.compiled import code_cache
 from astgen.emit import _Builder
+from astgen.testing import checks as fuzz
+from astgen.testing import drawing as strategies
+from astgen.testing.checks import PropertyFailure
+from astgen.testing.recipe import Recipe
 
 # ---------------------------------------------------------------- the bugs
 
@@ -117,29 +123,48 @@ def run_bounded(test: Any, max_examples: int, phases: tuple[Phase, ...] = (Phase
     return None
 
 
+def is_catch(error: BaseException | None) -> bool:
+    """Whether a property caught a planted bug: it failed as a property, not by a crash of the pipeline."""
+    return isinstance(error, PropertyFailure)
+
+
 @pytest.mark.parametrize("bug", list(PLANTED))
 def test_the_bounded_property_suite_catches_the_planted_bug(bug: str) -> None:
     caught_by = []
+    crashes = []
     with planted(bug):
         for test in property_tests():
-            if run_bounded(test, max_examples=60) is not None:
+            error = run_bounded(test, max_examples=60)
+            if is_catch(error):
                 caught_by.append(test.__name__)
                 break
-    assert caught_by, f"no property test caught the planted bug {bug!r}"
+            if error is not None:
+                crashes.append(f"{test.__name__}: {type(error).__name__}: {error}")
+    assert caught_by, f"no property test caught the planted bug {bug!r} as a property failure; crashes: {crashes}"
     print(f"{bug}: caught by {caught_by[0]}")
 
 
+def test_a_crashing_patch_is_no_catch() -> None:
+    # A mock with the wrong signature crashes astgen's emitter on every graph: the suite fails, but catches nothing.
+    with planted("two call arguments swapped"), mock.patch.object(_Builder, "call_arguments", lambda self: None):
+        error = run_bounded(property_tests()[0], max_examples=5)
+    assert isinstance(error, TypeError)
+    assert not is_catch(error)
+
+
 def test_the_suite_passes_without_a_planted_bug() -> None:
-    # The control for the test above: the same budget finds nothing on the real pipeline.
-    for test in property_tests()[:3]:
+    # The control for the test above: the same budget finds nothing on the real pipeline, in any property.
+    tests = property_tests()
+    assert len(tests) == 11
+    for test in tests:
         assert run_bounded(test, max_examples=60) is None, test.__name__
 
 
 def test_a_failing_graph_shrinks_to_a_few_nodes() -> None:
-    found: list[strategies.Recipe] = []
+    found: list[Recipe] = []
 
     @given(strategies.recipes())
-    def swapped_arguments_are_found(recipe: strategies.Recipe) -> None:
+    def swapped_arguments_are_found(recipe: Recipe) -> None:
         try:
             fuzz.check_recipe(recipe, ["interpreter"])
         except Exception:

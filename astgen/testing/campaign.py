@@ -1,0 +1,591 @@
+"""Campaigns: worker processes drawing graphs until one breaks a check, and the command line.
+
+`python -m astgen.fuzz` runs the checks of `astgen.testing.checks` as a
+campaign: worker processes, a live progress line, a shared Hypothesis example
+database (a directory or Redis) and a standalone reproducer script per
+distinct failure. `--target` picks what is fuzzed (`astgen.testing.targets`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.metadata
+import math
+import multiprocessing
+import os
+import queue
+import sys
+import time
+import unittest
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase, ReadOnlyDatabase
+
+from astgen.testing import drawing, targets
+from astgen.testing import recipe as recipes
+from astgen.testing.checks import (
+    ALL_CHECKS,
+    CHECK_DESCRIPTIONS,
+    CHECKS,
+    check_recipe,
+    signature,
+    write_reproducer,
+)
+
+# ---------------------------------------------------------------- campaigns
+
+
+class UsageError(ValueError):
+    """Options no campaign can run with; the CLI prints the message on one line and exits 2."""
+
+
+def open_database(spec: str | None) -> ExampleDatabase | None:
+    """`redis://host:port[/db]` for Hypothesis's Redis database, a directory path, or None for none."""
+    if spec is None or spec == "none":
+        return None
+    if spec.startswith(_REDIS_SCHEMES):
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+
+        return RedisExampleDatabase(redis.Redis.from_url(spec, socket_connect_timeout=5))
+    return DirectoryBasedExampleDatabase(spec)
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def check_database(spec: str | None, replay: bool = False) -> None:
+    """Raise `UsageError` unless `spec` names a database a campaign can use now (a Redis server is asked)."""
+    if spec is None or spec == "none":
+        if replay:
+            raise UsageError("--replay replays a database: give one with --db DIR or --db redis://host:port")
+        return
+    if spec.startswith(_REDIS_SCHEMES):
+        try:
+            import redis
+        except ImportError:
+            raise UsageError(f"--db {spec} needs the redis package: pip install 'astgen[fuzz]'") from None
+        try:
+            redis.Redis.from_url(spec, socket_connect_timeout=5).ping()
+        except (ValueError, redis.RedisError) as error:
+            raise UsageError(f"--db {spec}: cannot reach Redis: {error}") from None
+        return
+    path = Path(spec)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--db {spec} is not a directory")
+    if replay and not path.exists():
+        raise UsageError(f"--db {spec} does not exist: there is nothing to replay")
+
+
+def check_options(
+    *,
+    seconds: float | None,
+    max_examples: int | None,
+    workers: int,
+    database: str | None,
+    out: Path,
+    replay: bool,
+    kinds: Sequence[str],
+    max_nodes: int,
+    checks: Sequence[str],
+    seed: int | None,
+    fuzzed: Sequence[str] = (targets.ASTGEN,),
+) -> None:
+    """Raise `UsageError` for options `campaign` cannot run with, before any worker starts."""
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {workers}")
+    if seconds is not None and not seconds > 0:
+        raise UsageError(f"--seconds must be more than 0, not {seconds}")
+    if max_examples is not None and max_examples < 1:
+        raise UsageError(f"--max-examples must be at least 1, not {max_examples}")
+    if max_nodes < 1:
+        raise UsageError(f"--max-nodes must be at least 1, not {max_nodes}")
+    unknown = [check for check in checks if check not in ALL_CHECKS]
+    if unknown or not checks:
+        named = f"unknown checks: {', '.join(unknown)}" if unknown else "no check given"
+        raise UsageError(f"{named}; the checks are {', '.join(ALL_CHECKS)}")
+    resolved = resolve_targets(fuzzed)
+    claimed = set().union(*(claims(target, len(resolved)) for target in resolved))
+    unclaimed = [check for check in checks if check not in claimed]
+    if unclaimed:
+        named = ", ".join(target.name for target in resolved)
+        raise UsageError(f"no target claims {', '.join(unclaimed)}: {named} claim {', '.join(sorted(claimed))}")
+    unknown = [kind for kind in kinds if kind not in recipes.KINDS]
+    if unknown:
+        raise UsageError(f"unknown kinds: {', '.join(unknown)}; the kinds are {', '.join(recipes.KINDS)}")
+    try:
+        drawing.recipes(kinds=kinds, max_nodes=max_nodes)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if seed is not None and database not in (None, "none"):
+        raise UsageError("a seeded campaign saves nothing to the example database: give --seed or --db, not both")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is not a directory")
+    check_database(database, replay)
+
+
+def resolve_targets(names: Sequence[str]) -> list[targets.Target]:
+    """The targets `--target` names (one, or two for a differential run); `UsageError` otherwise."""
+    if not 1 <= len(names) <= 2:
+        raise UsageError(f"give one --target, or two for a differential run, not {len(names)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--target {names[0]} given twice")
+    try:
+        return [targets.resolve(name) for name in names]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def claims(target: targets.Target, count: int) -> set[str]:
+    """The checks `target` claims in a run of `count` targets: astgen's own, or the target's, and `agree` with two."""
+    claimed = set(CHECKS) if target.name == targets.ASTGEN else set(target.claims)
+    return claimed | {"agree"} if count == 2 else claimed
+
+
+def default_checks(names: Sequence[str]) -> list[str]:
+    """Every check the targets claim."""
+    resolved = resolve_targets(names)
+    claimed = set().union(*(claims(target, len(resolved)) for target in resolved))
+    return [check for check in ALL_CHECKS if check in claimed]
+
+
+class _OutOfTime(BaseException):
+    """Raised from the property at the deadline. Not an Exception, so Hypothesis stops at once
+    instead of taking it for a failure to shrink."""
+
+
+@dataclass
+class _Worker:
+    """One campaign process: Hypothesis runs in batches until the deadline or its share of examples."""
+
+    index: int
+    deadline: float
+    examples: int
+    database: str | None
+    out: Path
+    report: Any
+    replay: bool
+    kinds: tuple[str, ...]
+    max_nodes: int
+    checks: tuple[str, ...]
+    seed: int | None = None
+    fuzzed: tuple[str, ...] = (targets.ASTGEN,)
+    count: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    last_report: float = 0.0
+
+    def run(self) -> None:
+        torch.set_num_threads(1)
+        # Drawn graphs call torch in every legal and deprecated way; its
+        # warnings are not findings and would bury the progress line.
+        warnings.simplefilter("ignore")
+        database = open_database(self.database)
+        strategy = drawing.recipes(kinds=self.kinds, max_nodes=self.max_nodes)
+        resolved = resolve_targets(self.fuzzed)
+        found: dict[str, tuple[recipes.Recipe, str]] = {}
+        failing_runs = 0
+
+        def campaign_property(recipe: recipes.Recipe) -> None:
+            nonlocal failing_runs
+            if time.monotonic() >= self.deadline:
+                raise _OutOfTime
+            self.count += 1
+            self.tick()
+            try:
+                check_recipe(recipe, self.checks, resolved)
+            except Exception as error:
+                # Hypothesis replays the shrunk example last, so it wins.
+                found[signature(error)] = (recipe, str(error))
+                failing_runs += 1
+                raise
+
+        # Saved failures are replayed first, and through a read-only view:
+        # one that no longer fails here may still fail for the worker that
+        # saved it (other code, other checks), so a campaign deletes nothing.
+        read_only: ExampleDatabase | None = ReadOnlyDatabase(database) if database is not None else None
+        replaying = read_only is not None
+        batches = 0
+        started = time.monotonic()
+        while time.monotonic() < self.deadline and self.count < self.examples:
+            if replaying:
+                phases = [Phase.explicit, Phase.reuse]
+                batch_database = read_only
+            else:
+                phases = [Phase.generate, Phase.shrink]
+                batch_database = database
+            # Batches sized to end near the deadline, so failures are reported as they come.
+            elapsed = time.monotonic() - started
+            rate = self.count / elapsed if self.count and elapsed > 0 else 20.0
+            left = rate * (self.deadline - time.monotonic())
+            batch = max(5, min(200, self.examples - self.count, int(min(left, 200))))
+            test = settings(
+                database=batch_database,
+                max_examples=batch,
+                deadline=None,
+                phases=phases,
+                suppress_health_check=list(HealthCheck),
+                report_multiple_bugs=True,
+                print_blob=False,
+            )(given(strategy)(campaign_property))
+            if self.seed is not None:
+                # One seed per worker and batch: each batch draws new graphs,
+                # and the same campaign draws the same ones.
+                test = seed(f"{self.seed}:{self.index}:{batches}")(test)
+            batches += 1
+            # Hypothesis reports falsifying examples on stdout; the reproducers say it better.
+            failing = failing_runs
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                try:
+                    test()
+                except _OutOfTime:
+                    pass
+                except unittest.SkipTest:
+                    # Hypothesis had nothing to run: a replay of an empty database.
+                    pass
+                except Exception:
+                    # A property failure is what a campaign is for; anything
+                    # else (a broken strategy, bad settings) must not spin silently.
+                    if failing_runs == failing:
+                        raise
+            for failure_signature, (recipe, message) in found.items():
+                if failure_signature not in self.failures:
+                    self.failures[failure_signature] = message
+                    path = write_reproducer(self.out, recipe, failure_signature, self.fuzzed)
+                    self.report.put(("failure", self.index, failure_signature, str(path) if path else None))
+            if self.replay:
+                break
+            replaying = False
+        self.tick(force=True)
+        self.report.put(("done", self.index, self.count, len(self.failures)))
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_report > 0.25:
+            self.last_report = now
+            self.report.put(("progress", self.index, self.count, len(self.failures)))
+
+
+def _work(worker: _Worker) -> None:
+    worker.run()
+
+
+class _Progress:
+    """The live progress line on stderr, fed by every worker's reports."""
+
+    def __init__(self, workers: int, stream: Any, start: float) -> None:
+        self.start = start
+        self.counts = [0] * workers
+        self.finished = [False] * workers
+        self.signatures: dict[str, str | None] = {}
+        self.stream = stream
+        # On a terminal the line redraws in place; in a log, a line every few seconds.
+        self.interval = 0.25 if getattr(stream, "isatty", lambda: False)() else 10.0
+        self.shown = 0.0
+
+    def put(self, message: tuple[Any, ...]) -> None:
+        kind, index = message[0], message[1]
+        if kind in ("progress", "done"):
+            self.counts[index] = message[2]
+            self.finished[index] = self.finished[index] or kind == "done"
+        elif kind == "failure" and message[2] not in self.signatures:
+            self.signatures[message[2]] = message[3]
+            where = f"\n  reproducer: {message[3]}" if message[3] else ""
+            self.stream.write(f"failure: {message[2]}{where}\n")
+        now = time.monotonic()
+        if now - self.shown >= self.interval or all(self.finished):
+            self.shown = now
+            end = "\r" if self.interval < 1 else "\n"
+            self.stream.write(f"[astgen.fuzz] {self.line()}{end}")
+            self.stream.flush()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        total = sum(self.counts)
+        return (
+            f"{elapsed:6.1f}s  graphs: {total} ({total / max(elapsed, 1e-9):.0f}/s)"
+            f"  failures: {len(self.signatures)}  workers: {len(self.counts)}"
+        )
+
+
+class _Relay:
+    """Worker 0's report channel in a campaign of several: its reports and the queued ones of the others."""
+
+    def __init__(self, progress: _Progress, reports: Any) -> None:
+        self.progress = progress
+        self.reports = reports
+
+    def put(self, message: tuple[Any, ...]) -> None:
+        self.progress.put(message)
+        self.drain()
+
+    def drain(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.progress.put(self.reports.get_nowait())
+
+
+# Time kept after the last graph for the workers to report and exit and the
+# summary to print; measured on 2 busy cores, with margin.
+_SHUTDOWN_SECONDS = 0.5
+
+
+def _run_several(workers: int, worker: Callable[[int, Any], _Worker], progress: _Progress, end: float) -> None:
+    """Worker 0 here, the others spawned; all stopped by `end`."""
+    context = multiprocessing.get_context("spawn")
+    reports = context.Queue()
+    processes = [context.Process(target=_work, args=(worker(index, reports),)) for index in range(1, workers)]
+    for process in processes:
+        process.start()
+    # This process, torch imported, is worker 0 while the others start
+    # (their first seconds go to importing torch), and relays their reports.
+    relay = _Relay(progress, reports)
+    worker(0, relay).run()
+    # A worker still starting (torch's import, on a busy machine) or
+    # inside one long check at the end is stopped there: the deadline
+    # holds. What it found and reported stays; the database keeps the rest.
+    stop = end - _SHUTDOWN_SECONDS / 2
+    while not all(progress.finished) and time.monotonic() < stop:
+        try:
+            progress.put(reports.get(timeout=max(0.0, min(0.5, stop - time.monotonic()))))
+        except queue.Empty:
+            if not any(process.is_alive() for process in processes):
+                break
+    stopped = 0
+    for index, process in enumerate(processes, start=1):
+        process.join(timeout=max(0.0, min(10.0, stop - time.monotonic())))
+        if process.is_alive():
+            # One that has reported is only finalizing torch's modules; the others lose their last graphs.
+            process.terminate()
+            process.join()
+            stopped += not progress.finished[index]
+        elif process.exitcode != 0:
+            progress.put(("failure", 0, f"campaign: a worker process exited with {process.exitcode}", None))
+    if stopped:
+        # Not drained: a stopped worker may have left half a message in the queue.
+        progress.stream.write(f"astgen.fuzz: {stopped} worker(s) still busy at the deadline were stopped\n")
+    else:
+        relay.drain()
+    # Hypothesis keeps worker 0's property, and through it the relay: unhooked,
+    # the queue can go, and its semaphores with it (see `os._exit` below).
+    relay.reports = None
+
+
+def campaign(
+    *,
+    seconds: float | None,
+    max_examples: int | None,
+    workers: int,
+    database: str | None,
+    out: Path,
+    replay: bool = False,
+    kinds: Sequence[str] = recipes.KINDS,
+    max_nodes: int = 8,
+    checks: Sequence[str] | None = None,
+    stream: Any = None,
+    seed: int | None = None,
+    started: float | None = None,
+    fuzzed: Sequence[str] = (targets.ASTGEN,),
+) -> int:
+    """Run a campaign, with a progress line on `stream` (stderr); return the number of distinct failures.
+
+    One worker runs in this process; more run as spawned processes, sharing
+    the example database and the reproducer directory. `seconds` counts from
+    `started` (a `time.monotonic()` value; default now) and covers the
+    workers' start and exit. With a `seed` the campaign draws the same graphs
+    every time it runs; Hypothesis saves nothing from a seeded run, so a seed
+    and a database exclude each other. The database only ever gains entries:
+    saved failures are replayed read-only (`replay` does nothing else).
+    `fuzzed` names the targets (`astgen.testing.targets`): one, or two for
+    a differential run; `checks` defaults to every check they claim.
+    Raises `UsageError` for options it cannot run with, before anything runs.
+    """
+    out = Path(out)
+    checks = default_checks(fuzzed) if checks is None else checks
+    check_options(
+        seconds=seconds,
+        max_examples=max_examples,
+        workers=workers,
+        database=database,
+        out=out,
+        replay=replay,
+        kinds=kinds,
+        max_nodes=max_nodes,
+        checks=checks,
+        seed=seed,
+        fuzzed=fuzzed,
+    )
+    stream = stream or sys.stderr
+    progress = _Progress(workers, stream, time.monotonic() if started is None else started)
+    end = progress.start + seconds if seconds is not None else math.inf
+    deadline = end - _SHUTDOWN_SECONDS
+    share = math.ceil(max_examples / workers) if max_examples is not None else sys.maxsize
+
+    def worker(index: int, report: Any) -> _Worker:
+        return _Worker(
+            index,
+            deadline,
+            share,
+            database,
+            out,
+            report,
+            replay,
+            tuple(kinds),
+            max_nodes,
+            tuple(checks),
+            seed,
+            tuple(fuzzed),
+        )
+
+    if workers == 1:
+        worker(0, progress).run()
+    else:
+        _run_several(workers, worker, progress, end)
+    elapsed = time.monotonic() - progress.start
+    total = sum(progress.counts)
+    if not total:
+        stream.write(
+            "astgen.fuzz: the database holds no failure saved by this campaign property\n"
+            if replay
+            else f"astgen.fuzz: no graph checked: start-up took the {seconds}s given\n"
+        )
+    print(
+        f"astgen.fuzz: {total} graphs in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} graphs/s,"
+        f" {workers} worker{'s' if workers > 1 else ''}), {len(progress.signatures)} distinct failures"
+    )
+    for failure_signature, path in progress.signatures.items():
+        print(f"  {failure_signature}" + (f" -> {path}" if path else ""))
+    return len(progress.signatures)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _version() -> str:
+    import astgen
+
+    found = getattr(astgen, "__version__", None)
+    return str(found) if found else importlib.metadata.version("astgen")
+
+
+def _epilog() -> str:
+    width = max(map(len, (*recipes.KINDS, *CHECKS)))
+    kinds = "\n".join(f"  {kind:<{width}}  {text}" for kind, text in recipes.KIND_DESCRIPTIONS.items())
+    checks = "\n".join(f"  {check:<{width}}  {text}" for check, text in CHECK_DESCRIPTIONS.items())
+    foreign = "\n".join(f"  {check:<{width}}  {text}" for check, text in targets.FOREIGN_CHECKS.items())
+    built_in = "\n".join(f"  {name:<{width}}  {make().description}" for name, make in targets.BUILTIN.items())
+    shaping = ", ".join(kind for kind in recipes.KINDS if kind not in recipes.NODE_KINDS)
+    return (
+        f"kinds (--kinds, default: all of them):\n{kinds}\n"
+        f"  ({shaping} only shape nodes: give them with a kind that makes nodes)\n\n"
+        f"checks of astgen (--checks, default: all of them):\n{checks}\n\n"
+        f"checks of other targets (default: all the target claims):\n{foreign}\n\n"
+        f"targets (--target, default: astgen; twice for a differential run):\n{built_in}\n"
+        "  vllm-api:MODULE       a module with vLLM's generate_execution_code and compile_execution_fn\n"
+        "                        (the example: vllm-api:benchmarks.string_baseline)\n"
+        "  package.module:NAME   a Target, a function returning one, or a function (gm, pieces) -> callable\n\n"
+        "The database holds the failing graphs Hypothesis saved (the shrunk one and the\n"
+        "steps toward it), never a passing one; campaigns and --replay only add to it.\n\n"
+        "exit status: 0 no failure, 1 a failure found (a reproducer each in --out), 2 bad usage"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m astgen.fuzz",
+        description=(__doc__ or "").splitlines()[0],
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"astgen {_version()}")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        help="stop after this long, start-up and shutdown included (default: 60; none with --max-examples)",
+    )
+    parser.add_argument(
+        "--max-examples", type=int, help="stop after this many graphs, over all workers (default: none)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    parser.add_argument("--db", help="example database: a directory, redis://host:port[/db], or none (default: none)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("fuzz-out"), help="where reproducers go (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--replay", action="store_true", help="only replay the failures saved in --db, read-only; draw nothing new"
+    )
+    parser.add_argument("--kinds", default=",".join(recipes.KINDS), help="kinds to draw, comma-separated (below)")
+    parser.add_argument("--max-nodes", type=int, default=8, help="nodes a graph has at most (default: %(default)s)")
+    parser.add_argument("--checks", help="checks to run, comma-separated (below; default: all the targets claim)")
+    parser.add_argument(
+        "--target",
+        action="append",
+        dest="targets",
+        metavar="TARGET",
+        help="what to fuzz (below; default: astgen); twice for a differential run",
+    )
+    parser.add_argument("--seed", type=int, help="draw the same graphs on every run (default: random); not with --db")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
+    """The command line; returns the exit status. `started`: what `campaign` counts `--seconds` from."""
+    parser = _parser()
+    try:
+        options = parser.parse_args(argv)
+        seconds = options.seconds if options.seconds is not None or options.max_examples is not None else 60.0
+        failures = campaign(
+            seconds=seconds,
+            max_examples=options.max_examples,
+            workers=options.workers,
+            database=options.db,
+            out=options.out,
+            replay=options.replay,
+            kinds=[kind for kind in options.kinds.split(",") if kind],
+            max_nodes=options.max_nodes,
+            checks=None if options.checks is None else [check for check in options.checks.split(",") if check],
+            fuzzed=options.targets or [targets.ASTGEN],
+            seed=options.seed,
+            started=started,
+        )
+    except UsageError as error:
+        print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 1 if failures else 0
+
+
+def _process_age() -> float:
+    """Seconds since this process started, as Linux's /proc tells; 0 where it cannot."""
+    try:
+        with open("/proc/self/stat", encoding="ascii", errors="replace") as stat:
+            # Field 22 is the start in clock ticks after boot; field 2, the
+            # command name in parentheses, may hold spaces: count from its end.
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
+def run_cli() -> NoReturn:
+    """`python -m astgen.fuzz`: `main` on the process's arguments, then exit at once."""
+    # `--seconds` is the whole run: the interpreter's start and torch's import count.
+    status = main(started=time.monotonic() - _process_age())
+    # All is written, and finalizing torch's modules would add half a second
+    # past the deadline. The report queue sits in a reference
+    # cycle; collected, its semaphores are released instead of reported leaked.
+    gc.collect()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

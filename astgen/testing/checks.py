@@ -1,0 +1,575 @@
+"""The checks: properties a split graph's compiled function must have, each by name.
+
+`check_recipe(recipe)` builds a drawn graph (`astgen.testing.recipe`) and runs
+the checks of `CHECK_DESCRIPTIONS` on astgen's compile of it; with `targets`
+it runs, for each other target (`astgen.testing.targets`), the checks that
+target claims, and compares two targets with each other. Tensors compare
+exactly (`astgen.testing.oracles.difference`). A failure is a
+`PropertyFailure`, deduplicated by `signature`: the target, the check and a
+summary stable across graphs. This module imports no Hypothesis: the
+reproducers that `python -m astgen.fuzz` writes call `reproduce` here.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import pickle
+import re
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx
+
+from astgen import allowlist, vllm
+from astgen.compiled import CompiledGraph, compile_graph
+from astgen.errors import CodegenError
+from astgen.loader import load
+from astgen.lower import lower
+from astgen.passes import run_passes
+from astgen.testing import recipe as recipes
+from astgen.testing.oracles import (
+    Probe,
+    difference,
+    expected_liveness,
+    hooked,
+    probing_modules,
+    probing_pieces,
+    submodules,
+)
+from astgen.testing.targets import ASTGEN, FOREIGN_CHECKS, Target, resolve
+
+#: Every check by name, with the property it holds astgen to.
+CHECK_DESCRIPTIONS: dict[str, str] = {
+    "verifier": "the IR verifies after lowering and after every pass",
+    "interpreter": "the result equals torch.fx.Interpreter(gm).run(*args), exactly",
+    "graphmodule": "it equals gm(*args) too, where FX's own codegen can print the graph",
+    "vllm": "the vLLM drop-in (astgen.vllm) agrees",
+    "liveness": "at every submodule call exactly the values still needed later are alive",
+    "statements": "a prelude of imports and assignments, then one function whose body holds only Assign, Delete and Return",
+    "artifact": "the artifact's text passes the loader's allow-list and rebuilds the function, consts through pickle",
+    "roundtrip": "ast.parse(ast.unparse(tree)) equals the tree; every lineno is its line in .source",
+    "deterministic": "fresh compiles of the same graph, rebuilt, give byte-identical source",
+    "traceback": "a submodule's exception shows the generated line, the FX node and a note naming it",
+    "payloads": "no payload in a node name, keyword or string constant ever runs",
+}
+CHECKS: tuple[str, ...] = tuple(CHECK_DESCRIPTIONS)
+
+
+#: Every check a target can claim, astgen's and the others'.
+ALL_CHECKS: tuple[str, ...] = tuple(dict.fromkeys((*CHECKS, *FOREIGN_CHECKS)))
+
+
+class PropertyFailure(AssertionError):
+    """A graph on which a target breaks a property. `summary` is stable across graphs; `detail` is not."""
+
+    def __init__(self, check: str, summary: str, detail: str = "", target: str = ASTGEN) -> None:
+        self.check = check
+        self.summary = summary
+        self.detail = detail
+        self.target = target
+        super().__init__(f"[{target} {check}] {summary}" + (f"\n{detail}" if detail else ""))
+
+
+def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
+    """At each submodule call, the tensors alive are exactly those a later node still reads (`oracles.Liveness`)."""
+    expected = expected_liveness(gm, args)
+    probe = Probe()
+    with probing_modules(gm, probe):
+        compiled = compile_graph(gm)
+        compiled.fn(*args)
+    if probe.order != list(range(len(expected.calls))):
+        raise PropertyFailure(
+            "liveness", "submodule calls differ from the graph's", f"{probe.order}\n{compiled.source}"
+        )
+    found = expected.mismatch(probe.alive_at)
+    if found:
+        raise PropertyFailure(
+            "liveness",
+            "values alive at a submodule call are not exactly those needed later",
+            f"{found}\n{compiled.source}",
+        )
+
+
+# ---------------------------------------------------------------- the other checks
+
+
+def check_statements(compiled: CompiledGraph) -> None:
+    *prelude, definition = compiled.tree.body
+    if not isinstance(definition, ast.FunctionDef):
+        raise PropertyFailure("statements", "the module does not end in a function definition", ast.dump(compiled.tree))
+    for statement in prelude:
+        if not isinstance(statement, (ast.Import, ast.Assign)):
+            raise PropertyFailure(
+                "statements", f"a {type(statement).__name__} statement before the def", ast.unparse(statement)
+            )
+    for statement in definition.body:
+        if not isinstance(statement, (ast.Assign, ast.Delete, ast.Return)):
+            raise PropertyFailure("statements", f"a {type(statement).__name__} statement", ast.unparse(statement))
+
+
+def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:
+    try:
+        return tuple(pickle.loads(pickle.dumps(consts)))
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return consts  # objects of a local class: an artifact holds them as they are
+
+
+def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
+    code, names, consts = compiled.artifact()
+    try:
+        allowlist.check(ast.parse(code))
+    except CodegenError as error:
+        raise PropertyFailure("artifact", "the loader refuses astgen's own text", f"{error}\n{code}") from None
+    loaded = load((code, names, _through_pickle(consts)), {name: gm.get_submodule(name) for name in names})
+    found = difference(expected, loaded(*args))
+    if found:
+        raise PropertyFailure("artifact", "the function rebuilt from the artifact differs", f"{found}\n{code}")
+
+
+def check_roundtrip(compiled: CompiledGraph) -> None:
+    source = compiled.source
+    if ast.dump(ast.parse(source)) != ast.dump(compiled.tree):
+        raise PropertyFailure("roundtrip", "unparse -> parse changes the tree", source)
+    lines = source.splitlines()
+    *prelude, definition = compiled.tree.body
+    for statement in prelude:
+        if lines[statement.lineno - 1] != ast.unparse(statement):
+            raise PropertyFailure("roundtrip", "a prelude statement's lineno is not its line", source)
+    if not lines[definition.lineno - 1].startswith("def "):
+        raise PropertyFailure("roundtrip", "the def's lineno is not its line", source)
+    for index, statement in enumerate(definition.body):  # type: ignore[attr-defined]
+        text = ast.unparse(statement)
+        if statement.lineno != definition.lineno + 1 + index or lines[statement.lineno - 1].strip() != text:
+            raise PropertyFailure("roundtrip", "a statement's lineno is not its line", f"{text!r}\n{source}")
+        for node in ast.walk(statement):
+            if getattr(node, "lineno", statement.lineno) != statement.lineno:
+                raise PropertyFailure("roundtrip", "a node's lineno differs from its statement's", text)
+
+
+def check_deterministic(compiled: CompiledGraph, gm: torch.fx.GraphModule, rebuild: Callable[[], Any] | None) -> None:
+    """A fresh compile, of the graph built anew where it can be, gives the same bytes as the first."""
+    again = compile_graph(rebuild()[0] if rebuild is not None else gm, cache=False).source
+    if again != compiled.source:
+        raise PropertyFailure(
+            "deterministic", "compiling the graph again gives other source", f"{compiled.source}\n---\n{again}"
+        )
+
+
+class _Planted(Exception):
+    """Raised inside a submodule to check where the traceback points."""
+
+
+def _explode(module: Any, args: Any) -> None:
+    raise _Planted(type(module).__name__)
+
+
+def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
+    """Make each submodule raise in turn: the first call to it must be the line the traceback shows."""
+    modules = submodules(gm)
+    first_calls: dict[int, tuple[torch.nn.Module, torch.fx.Node]] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            module = modules[node.target]
+            first_calls.setdefault(id(module), (module, node))
+    for module, node in first_calls.values():
+        with hooked([module], pre=_explode):
+            compiled = compile_graph(gm)
+            try:
+                compiled(*args)
+            except _Planted as error:
+                caught = error
+            else:
+                raise PropertyFailure("traceback", "an exception raised in a submodule vanished", node.name)
+        frames = [frame for frame in traceback.extract_tb(caught.__traceback__) if frame.filename == compiled.filename]
+        if len(frames) != 1 or frames[0].lineno is None:
+            raise PropertyFailure("traceback", "the generated frame is not in the traceback", repr(frames))
+        line = compiled.source.splitlines()[frames[0].lineno - 1].strip()
+        origin = compiled.generated.origin_of_line(frames[0].lineno)
+        if origin is None or origin.node != node.name:
+            raise PropertyFailure("traceback", "the raising line is not the submodule's call", f"{line}\n{origin}")
+        if frames[0].line != line or line not in "".join(traceback.format_exception(caught)):
+            raise PropertyFailure("traceback", "the traceback does not show the generated line", line)
+        if not any(f"FX node {node.name!r}" in note for note in getattr(caught, "__notes__", ())):
+            raise PropertyFailure("traceback", "no note names the FX node", repr(getattr(caught, "__notes__", None)))
+
+
+def check_vllm(gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
+    code, names, consts = vllm.generate_execution_code(gm)
+    # vLLM hands over every child; the inlined ones are never called.
+    function = vllm.compile_execution_fn(code, submodules(gm), names, consts)
+    found = difference(expected, function(*args))
+    if found:
+        raise PropertyFailure("vllm", "the vLLM drop-in differs from the interpreter", f"{found}\n{code}")
+
+
+def _mentions_payload(gm: torch.fx.GraphModule) -> bool:
+    """Whether a payload sits anywhere FX's string codegen would paste it."""
+    return any(
+        recipes.CANARY in text
+        for node in gm.graph.nodes
+        for text in (node.name, str(node.target), repr(node.args), repr(dict(node.kwargs)))
+    )
+
+
+def check_graphmodule(gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any, actual: Any) -> str:
+    """Compare astgen's result with FX's own codegen, where FX can print the graph.
+
+    FX pastes reprs into source text, so it cannot print some graphs (names,
+    opaque objects) and misprints others (a complex -0.0). Where FX's result
+    equals the interpreter's, astgen's must equal it too. Returns what FX did:
+    'agrees', 'payload' (not run: FX would paste the payload), 'cannot print'
+    or 'misprints'.
+    """
+    if _mentions_payload(gm):
+        return "payload"
+    try:
+        gm.real_recompile()  # type: ignore[operator]
+        # `forward` rather than `gm(...)`: FX's call wrapper prints to stderr on errors.
+        from_fx = gm.forward(*args)
+    except Exception:
+        return "cannot print"
+    if difference(expected, from_fx):
+        return "misprints"
+    found = difference(from_fx, actual)
+    if found:
+        raise PropertyFailure("graphmodule", "astgen differs from FX's GraphModule", found)
+    return "agrees"
+
+
+# ---------------------------------------------------------------- driver
+
+
+def check_graph(
+    gm: torch.fx.GraphModule,
+    args: Sequence[Any],
+    checks: Iterable[str] = CHECKS,
+    *,
+    rebuild: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """Run astgen's `checks` on one graph; raise `PropertyFailure` (or astgen's own error) on the first that fails.
+
+    Returns what was seen on the way: `result` (astgen's, where it ran) and
+    `graphmodule` (what FX's own codegen did, see `check_graphmodule`).
+    """
+    wanted = set(checks)
+    unknown = wanted - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown checks: {', '.join(sorted(unknown))}")
+    recipes.clear_payload_canary()
+    expected = torch.fx.Interpreter(gm).run(*args)
+    seen: dict[str, Any] = {}
+    with _stage("verifier"):
+        if "verifier" in wanted:
+            run_passes(lower(gm).function, check=True)
+    with _stage("compile"):
+        compiled = compile_graph(gm)
+    if "interpreter" in wanted or "graphmodule" in wanted:
+        try:
+            actual = seen["result"] = compiled(*args)
+        except Exception as error:
+            raise PropertyFailure(
+                "interpreter", f"raises {_summary(error, gm)} where the interpreter returns", compiled.source
+            ) from error
+        found = difference(expected, actual) if "interpreter" in wanted else None
+        if found:
+            raise PropertyFailure("interpreter", "astgen differs from the interpreter", f"{found}\n{compiled.source}")
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("statements", lambda: check_statements(compiled)),
+        ("roundtrip", lambda: check_roundtrip(compiled)),
+        ("deterministic", lambda: check_deterministic(compiled, gm, rebuild)),
+        ("liveness", lambda: check_liveness(gm, args)),
+        ("traceback", lambda: check_traceback(gm, args)),
+        ("vllm", lambda: check_vllm(gm, args, expected)),
+        ("artifact", lambda: check_artifact(compiled, gm, args, expected)),
+    ]
+    for name, step in steps:
+        if name in wanted:
+            with _stage(name):
+                step()
+    if recipes.payload_executed():
+        recipes.clear_payload_canary()
+        if "payloads" in wanted:
+            raise PropertyFailure("payloads", "a payload from the graph was executed", compiled.source)
+    if "graphmodule" in wanted:
+        seen["graphmodule"] = check_graphmodule(gm, args, expected, actual)
+    return seen
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    try:
+        yield
+    except PropertyFailure:
+        raise
+    except Exception as error:
+        error.add_note(f"astgen.fuzz: raised during check {name!r}")
+        raise
+
+
+# ---------------------------------------------------------------- other targets
+
+
+_UNSUPPORTED = object()
+
+
+def _normalized(message: str, gm: torch.fx.GraphModule) -> str:
+    """The first line of an error message without what changes from graph to graph: node names, numbers."""
+    line = (message.strip().splitlines() or [""])[0]
+    names = {node.name for node in gm.graph.nodes} | {
+        node.target for node in gm.graph.nodes if isinstance(node.target, str)
+    }
+    for name in sorted((name for name in names if name), key=len, reverse=True):
+        line = line.replace(repr(name), "'<node>'")
+    line = re.sub(r"\(args = .*", "", line)
+    line = re.sub(r"\[num_users=\d+\]", "", line)
+    line = re.sub(r"target=[^\]]*\]", "target=_]", line)
+    line = re.sub(r"%\S+", "%_", line)
+    line = re.sub(r"\d+", "N", line)
+    return line[:120]
+
+
+def _summary(error: BaseException, gm: torch.fx.GraphModule) -> str:
+    """An exception as a finding's summary: its type, normalized message and where it was raised."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = ""
+    if frames:
+        frame = frames[-1]
+        # Generated code's line numbers change with the graph; a source file's do not.
+        line = f":{frame.lineno}" if os.path.exists(frame.filename) else ""
+        where = f" in {Path(frame.filename).name}:{frame.name}{line}"
+    message = _normalized(str(error), gm)
+    return f"{type(error).__name__}" + (f": {message}" if message else "") + where
+
+
+def _formatted(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+def check_target(
+    target: Target, gm: torch.fx.GraphModule, args: Sequence[Any], checks: Iterable[str], expected: Any
+) -> Any:
+    """Run the checks of `checks` that `target` claims on one graph; its result, or `None` where it refuses the graph.
+
+    The target gets callables for the pieces, through which its piece calls
+    are observed (liveness) and made to raise (exceptions).
+    """
+    wanted = set(checks) & target.claims
+    modules = submodules(gm)
+    current: dict[str, Callable[..., Any]] = dict(modules)
+
+    def piece(name: str) -> Callable[..., Any]:
+        return lambda *a, **k: current[name](*a, **k)
+
+    def fail(check: str, summary: str, detail: str = "") -> PropertyFailure:
+        if recipes.payload_executed() and "payloads" in wanted:
+            return PropertyFailure("payloads", "a payload from the graph was executed", detail, target.name)
+        return PropertyFailure(check, summary, detail, target.name)
+
+    try:
+        function = target.compile(gm, {name: piece(name) for name in modules})
+    except target.unsupported:
+        return _UNSUPPORTED
+    except Exception as error:
+        raise fail("interpreter", f"compiling raises {_summary(error, gm)}", _formatted(error)) from error
+    probe = Probe()
+    current.update(probing_pieces(gm, probe))
+    try:
+        actual = function(*args)
+    except target.unsupported:
+        return _UNSUPPORTED
+    except Exception as error:
+        raise fail(
+            "interpreter", f"raises {_summary(error, gm)} where the interpreter returns", _formatted(error)
+        ) from error
+    finally:
+        current.update(modules)
+    if recipes.payload_executed() and "payloads" in wanted:
+        raise fail("payloads", "")
+    if "interpreter" in wanted:
+        found = difference(expected, actual)
+        if found:
+            raise fail("interpreter", "differs from the interpreter", found)
+    if "liveness" in wanted:
+        calls = probe.order
+        if len(set(calls)) != len(calls) or any(call < 0 for call in calls):
+            raise fail("liveness", "calls a piece more often than the graph does", repr(calls))
+        found = expected_liveness(gm, args).mismatch(probe.alive_at, calls)
+        if found:
+            raise fail("liveness", "values alive at a piece call are not exactly those needed later", found)
+    if "exceptions" in wanted:
+        nodes = list(gm.graph.find_nodes(op="call_module"))
+        for name in dict.fromkeys(str(nodes[call].target) for call in probe.order):
+            planted = _Planted(name)
+
+            def explode(*a: Any, planted: _Planted = planted, **k: Any) -> Any:
+                raise planted
+
+            current[name] = explode
+            try:
+                function(*args)
+            except _Planted as error:
+                if error is not planted:
+                    raise fail("exceptions", "another piece's exception came out") from error
+            except Exception as error:
+                raise fail(
+                    "exceptions", f"a piece's exception came out as {type(error).__name__}", _formatted(error)
+                ) from error
+            else:
+                raise fail("exceptions", "an exception raised in a piece vanished", name)
+            finally:
+                current[name] = modules[name]
+    if recipes.payload_executed() and "payloads" in wanted:
+        raise fail("payloads", "")
+    return actual
+
+
+def check_recipe(
+    recipe: recipes.Recipe, checks: Iterable[str] = CHECKS, targets: Sequence[Target] | None = None
+) -> dict[str, Any]:
+    """Build the graph `recipe` describes and run `checks` on it, for astgen or for each of `targets`.
+
+    With two targets their results are compared too (the `agree` check).
+    Returns what `check_graph` saw, for astgen.
+    """
+    gm, args = recipes.build(recipe)
+    chosen = list(targets) if targets else [resolve(ASTGEN)]
+    wanted = set(checks)
+    if len(chosen) == 2 and "agree" in wanted:
+        _check_agree(chosen, gm, args)
+    seen: dict[str, Any] = {}
+    expected: Any = None
+    for target in chosen:
+        if target.name == ASTGEN:
+            seen = check_graph(gm, args, wanted & set(CHECKS), rebuild=lambda: recipes.build(recipe))
+            continue
+        if expected is None:
+            recipes.clear_payload_canary()
+            expected = (torch.fx.Interpreter(gm).run(*args),)
+        recipes.clear_payload_canary()
+        check_target(target, gm, args, wanted, expected[0])
+    return seen
+
+
+def _check_agree(chosen: Sequence[Target], gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
+    """Two targets that both return must return the same: checked first, as what a differential run is for."""
+    results = []
+    for target in chosen:
+        recipes.clear_payload_canary()
+        try:
+            results.append(target.compile(gm, submodules(gm))(*args))
+        except Exception:
+            return  # a refusal or a failure of its own, which its own checks report
+    recipes.clear_payload_canary()
+    (first, a), (second, b) = zip((target.name for target in chosen), results, strict=True)
+    found = difference(a, b, f"{first} -> {second}")
+    if found:
+        raise PropertyFailure("agree", f"{first} and {second} differ", found, f"{first}+{second}")
+
+
+def signature(error: BaseException) -> str:
+    """What makes two failures the same bug: the target, the check and its summary, or where astgen raised what."""
+    if isinstance(error, PropertyFailure):
+        return f"{error.target} {error.check}: {error.summary}"
+    stage = next(
+        (note.split("check ")[-1].strip("'") for note in getattr(error, "__notes__", ()) if "astgen.fuzz" in note),
+        "build",
+    )
+    frames = traceback.extract_tb(error.__traceback__)
+    inner = next(
+        (f for f in reversed(frames) if f"{os.sep}astgen{os.sep}" in f.filename), frames[-1] if frames else None
+    )
+    where = f"{Path(inner.filename).name}:{inner.name}" if inner is not None else "?"
+    return f"{ASTGEN} {stage}: {type(error).__name__} in {where}"
+
+
+def _run(label: str, run: Callable[[], Any]) -> None:
+    try:
+        print(f"{label}: {run()!r}")
+    except Exception as error:
+        print(f"{label}: raises {type(error).__name__}: {error}")
+
+
+def _call(target: Target, gm: torch.fx.GraphModule, args: Sequence[Any]) -> Any:
+    return target.compile(gm, submodules(gm))(*args)
+
+
+def reproduce(
+    recipe: recipes.Recipe, expected_signature: str | None = None, targets: Sequence[str] | None = None
+) -> int:
+    """What a reproducer script runs: print the graph, each target's code or result beside the
+    interpreter's, check it, print the difference. `targets` are names `targets.resolve` takes."""
+    gm, args = recipes.build(recipe)
+    chosen = [resolve(name) for name in (targets or [ASTGEN])]
+    print("FX graph:")
+    print(gm.graph)
+    if any(target.name == ASTGEN for target in chosen):
+        try:
+            print("astgen source:")
+            print(compile_graph(gm).source)
+        except Exception as error:
+            print(f"astgen cannot compile it: {type(error).__name__}: {error}")
+    _run("interpreter", lambda: torch.fx.Interpreter(gm).run(*args))
+    for target in chosen:
+        _run(target.name, functools.partial(_call, target, gm, args))
+    recipes.clear_payload_canary()
+    try:
+        check_recipe(recipe, ALL_CHECKS, chosen)
+    except Exception as error:
+        print(f"FAILS: {signature(error)}")
+        print("".join(traceback.format_exception(error)))
+        return 1
+    print("passes" + (f" (it failed with: {expected_signature})" if expected_signature else ""))
+    return 0
+
+
+# The reproducer is a fixed program; only the constants change, set in its tree.
+_REPRODUCER = '''"""astgen fuzz reproducer: rebuilds the shrunk graph, runs the targets and the FX interpreter, prints the difference.
+
+Run it with `python THIS_FILE`; it exits 1 while the failure reproduces. It needs astgen and torch, not Hypothesis.
+"""
+import json
+import sys
+
+from astgen.testing import checks
+
+SIGNATURE = None
+RECIPE = None
+TARGETS = None
+
+if __name__ == "__main__":
+    sys.exit(checks.reproduce(json.loads(RECIPE), SIGNATURE, json.loads(TARGETS)))
+'''
+
+
+def reproducer_source(recipe: recipes.Recipe, failure_signature: str, targets: Sequence[str] = (ASTGEN,)) -> str:
+    tree = ast.parse(_REPRODUCER)
+    constants = {"SIGNATURE": failure_signature, "RECIPE": json.dumps(recipe), "TARGETS": json.dumps(list(targets))}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
+            name = statement.targets[0].id
+            if name in constants:
+                statement.value = ast.Constant(constants[name])
+    return ast.unparse(tree) + "\n"
+
+
+def write_reproducer(
+    out: Path, recipe: recipes.Recipe, failure_signature: str, targets: Sequence[str] = (ASTGEN,)
+) -> Path | None:
+    """Write a reproducer unless one for the same signature exists; return its path when new."""
+    out.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(failure_signature.encode()).hexdigest()[:12]
+    path = out / f"repro_{digest}.py"
+    try:
+        with path.open("x", encoding="utf-8") as file:
+            file.write(reproducer_source(recipe, failure_signature, targets))
+    except FileExistsError:
+        return None
+    return path
