@@ -42,8 +42,12 @@ test: lint unit property
 FUZZ_SECONDS ?= 60
 FUZZ_WORKERS ?= 2
 FUZZ_DB ?= .hypothesis/fuzz
+# What to fuzz: astgen by default; e.g. FUZZ_TARGETS=vllm-api:benchmarks.string_baseline,
+# or two targets (space-separated) for a differential run.
+FUZZ_TARGETS ?= astgen
 fuzz: $(STAMP)
-	$(PY) -m astgen.fuzz --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --db $(FUZZ_DB) --out fuzz-out
+	$(PY) -m astgen.fuzz --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --db $(FUZZ_DB) --out fuzz-out \
+		$(foreach target,$(FUZZ_TARGETS),--target $(target))
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

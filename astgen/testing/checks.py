@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import re
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -322,12 +323,13 @@ _UNSUPPORTED = object()
 
 def _normalized(message: str, gm: torch.fx.GraphModule) -> str:
     """The first line of an error message without what changes from graph to graph: node names, numbers."""
-    line = (message.strip().splitlines() or [""])[0]
     names = {node.name for node in gm.graph.nodes} | {
         node.target for node in gm.graph.nodes if isinstance(node.target, str)
     }
+    # Names first, whole: a name may hold quotes, spaces and line breaks of its own.
     for name in sorted((name for name in names if name), key=len, reverse=True):
-        line = line.replace(repr(name), "'<node>'")
+        message = message.replace(repr(name), "'<node>'").replace(f"%{name}", "%_")
+    line = (message.strip().splitlines() or [""])[0]
     line = re.sub(r"\(args = .*", "", line)
     line = re.sub(r"\[num_users=\d+\]", "", line)
     line = re.sub(r"target=[^\]]*\]", "target=_]", line)
@@ -507,6 +509,9 @@ def reproduce(
     """What a reproducer script runs: print the graph, each target's code or result beside the
     interpreter's, check it, print the difference. `targets` are names `targets.resolve` takes."""
     gm, args = recipes.build(recipe)
+    # Targets are imported by name, as the campaign (`python -m`) imported them: from the working directory too.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     chosen = [resolve(name) for name in (targets or [ASTGEN])]
     print("FX graph:")
     print(gm.graph)
