@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import torch.fx
 
 from astgen import importable, ir, trace
-from astgen.emit import emit
+from astgen.emit import definition, prelude
 from astgen.ir import Function
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
@@ -42,14 +42,25 @@ _file_numbers = itertools.count()
 class GeneratedCode:
     """One compiled tree: shared by every `CompiledGraph` of the same lowered graph."""
 
-    def __init__(self, function: ir.Function, tree: ast.Module) -> None:
+    def __init__(self, function: ir.Function, tree: ast.Module | ast.FunctionDef) -> None:
+        """`tree` is `emit(function)`, or only its `def` (`emit.definition`): the
+        prelude is then built when `.tree` or `.source` is first asked for."""
         self.function = function
-        self.tree = tree
+        self._tree = tree if isinstance(tree, ast.Module) else None
+        definition = tree.body[-1] if isinstance(tree, ast.Module) else tree
         self.filename = f"<astgen:{function.name}>.{next(_file_numbers)}"
+        # Only the `def` is compiled: `bind` puts each global in the namespace
+        # itself, which is what the prelude's assignments would do, so
+        # building, compiling and running them (a third of the statements of
+        # a stitching module) buys nothing. The def's nodes carry their lines
+        # in the whole module, so tracebacks still match `source`.
         with trace.timed("astgen.compile"):
-            self.module_code = compile(tree, self.filename, "exec", dont_inherit=True)
+            self.module_code = compile(
+                ast.Module(body=[definition], type_ignores=[]), self.filename, "exec", dont_inherit=True
+            )
         self.code = function_code(self.module_code)
-        self.def_line = tree.body[-1].lineno
+        self.def_line = definition.lineno
+        self._definition = definition
         self._source: str | None = None
         self._lock = threading.Lock()
         # Lazy entry: `linecache` calls the loader only when a traceback or
@@ -59,10 +70,19 @@ class GeneratedCode:
         weakref.finalize(self, linecache.cache.pop, self.filename, None)
 
     @property
+    def tree(self) -> ast.Module:
+        """The whole module: the prelude, then the compiled `def`."""
+        with self._lock:
+            if self._tree is None:
+                self._tree = ast.Module(body=[*prelude(self.function), self._definition], type_ignores=[])
+            return self._tree
+
+    @property
     def source(self) -> str:
+        tree = self.tree
         with self._lock:
             if self._source is None:
-                self._source = ast.unparse(self.tree) + "\n"
+                self._source = ast.unparse(tree) + "\n"
             return self._source
 
     def origin_of_line(self, lineno: int) -> ir.Origin | None:
@@ -132,7 +152,7 @@ def generate(lowered_function: ir.Function) -> GeneratedCode:
     with trace.timed("astgen.passes"):
         function = run_passes(lowered_function)
     with trace.timed("astgen.emit"):
-        tree = emit(function)
+        tree = definition(function)
     return GeneratedCode(function, tree)
 
 
@@ -166,13 +186,16 @@ code_cache = _CodeCache(_CACHE_SIZE)
 
 
 def bind(generated: GeneratedCode, bindings: tuple[object, ...]) -> types.FunctionType:
-    """The generated function with `bindings` as its globals and parameter defaults."""
-    pieces, consts = ir.tables(generated.function)
-    tables = {
-        ir.PIECES_TABLE: [bindings[g.slot] for g in pieces],
-        ir.CONSTS_TABLE: [bindings[g.slot] for g in consts],
-    }
-    namespace = run_module(generated.module_code, tables, "astgen.generated")
+    """The generated function with `bindings` as its globals and parameter defaults.
+
+    Each global is bound to its object directly: what the module's prelude
+    binds it to, from the tables or by its dotted name (which lowering
+    writes only where it reads back as the very same object).
+    """
+    function = generated.function
+    namespace = run_module(
+        generated.module_code, {}, "astgen.generated", {g.name: bindings[g.slot] for g in function.globals}
+    )
     # Keeps the tree and its linecache entry alive as long as the function:
     # no generated name is a dunder, so the code never reads it.
     namespace["__astgen_code__"] = generated

@@ -1,5 +1,9 @@
 """Stage 3: an IR `Function` becomes an `ast.Module`: a prelude, then one `ast.FunctionDef`.
 
+`emit` builds the module; `definition` its `def` alone, at the same lines,
+for a caller that binds the globals itself (`astgen.compiled` does, and
+builds the prelude only when the text is asked for).
+
 The prelude binds each global the function reads, one line each, from where
 a loader finds it: `submod_0_fn = __astgen_pieces__[0]` (a piece the caller
 supplies by target), `device_cpu = __astgen_consts__[0]` (an object that
@@ -30,7 +34,7 @@ from collections import deque
 from typing import Any, TypeVar, assert_never
 
 from astgen import ir
-from astgen.names import is_identifier, stem
+from astgen.names import SUFFIX_CHARACTERS, is_identifier
 
 # The AST operator for each `ir.Operator` op, by the `operator` function's name.
 _BINARY: dict[str, type[ast.operator]] = {
@@ -69,6 +73,12 @@ _Node = TypeVar("_Node", bound=ast.AST)
 # the trees CPython's own parser builds.
 _LOAD, _STORE, _DEL = ast.Load(), ast.Store(), ast.Del()
 
+# A node made without `__init__`, its attributes then set as one dict: the
+# same node as the constructor makes (optional fields left out read None,
+# from the class), at about half the cost. A stitching module is thousands
+# of nodes, and building them was most of `emit`'s time.
+_new = ast.AST.__new__
+
 
 # CPython addresses the first 256 locals with a one-byte operand. Past that
 # every load, store and delete of a local takes an EXTENDED_ARG prefix and the
@@ -86,19 +96,24 @@ def _reused_names(function: ir.Function) -> dict[str, str]:
     most values of one stem alive at once. Only `Delete` frees a name, so
     a reused name is never read again under its old meaning.
     """
-    count = len(function.params) + sum(len(ir.defines(instruction)) for instruction in function.body)
+    count = len(function.params) + sum([len(instruction.results) for instruction in function.body])
     if count <= _ONE_BYTE_LOCALS:
         return {}
     names: dict[str, str] = {}
     free: dict[str, deque[str]] = {}
+    # `names.stem`, spelled out: it runs twice per value.
+    suffix = SUFFIX_CHARACTERS
     for instruction in function.body:
-        if isinstance(instruction, ir.Delete):
+        if type(instruction) is ir.Delete:
             for value in instruction.values:
                 name = names.get(value.name, value.name)
-                free.setdefault(stem(name), deque()).append(name)
+                dead = free.get(name.rstrip(suffix))
+                if dead is None:
+                    free[name.rstrip(suffix)] = dead = deque()
+                dead.append(name)
             continue
-        for value in ir.defines(instruction):
-            dead = free.get(stem(value.name))
+        for value in instruction.results:
+            dead = free.get(value.name.rstrip(suffix))
             if dead:
                 names[value.name] = dead.popleft()
     return names
@@ -117,22 +132,32 @@ class _Builder:
         node.col_offset = _UNKNOWN_COLUMN  # type: ignore[attr-defined]
         return node
 
-    def name(self, identifier: str, ctx: ast.expr_context | None = None) -> ast.Name:
+    def node(self, cls: type[_Node], **fields: Any) -> _Node:
+        """`cls(**fields)` at this line: the same attributes as `at(cls(**fields))`, set in one go."""
+        fields["lineno"] = self.line
+        fields["col_offset"] = _UNKNOWN_COLUMN
+        made = _new(cls)
+        made.__dict__ = fields
+        return made
+
+    def name(self, identifier: str, ctx: ast.expr_context = _LOAD) -> ast.Name:
         if self.names:
             identifier = self.names.get(identifier, identifier)
-        return self.at(ast.Name(identifier, ctx or _LOAD))
+        made = _new(ast.Name)
+        made.__dict__ = {"id": identifier, "ctx": ctx, "lineno": self.line, "col_offset": _UNKNOWN_COLUMN}
+        return made
 
     def const(self, value: Any) -> ast.expr:
-        return self.at(ast.Constant(value=value))
+        return self.node(ast.Constant, value=value)
 
     def negate(self, operand: ast.expr) -> ast.expr:
-        return self.at(ast.UnaryOp(op=ast.USub(), operand=operand))
+        return self.node(ast.UnaryOp, op=ast.USub(), operand=operand)
 
     def call(self, function: ast.expr, args: list[ast.expr], keywords: list[ast.keyword] | None = None) -> ast.expr:
-        return self.at(ast.Call(func=function, args=args, keywords=keywords or []))
+        return self.node(ast.Call, func=function, args=args, keywords=keywords or [])
 
     def assign(self, target: ast.expr, value: ast.expr) -> ast.stmt:
-        return self.at(ast.Assign(targets=[target], value=value))
+        return self.node(ast.Assign, targets=[target], value=value)
 
     # ------------------------------------------------------------ literals
 
@@ -159,7 +184,7 @@ class _Builder:
         # `-2j` is `-(0+2j)`, whose real part is -0.0: a negative imaginary part
         # is written `0.0 - 2j` to keep the real part's sign.
         op = ast.Add() if value.imag >= 0 else ast.Sub()
-        return self.at(ast.BinOp(left=self.real(value.real), op=op, right=imaginary))
+        return self.node(ast.BinOp, left=self.real(value.real), op=op, right=imaginary)
 
     # ------------------------------------------------------------ operands
 
@@ -169,29 +194,29 @@ class _Builder:
         if isinstance(operand, ir.Const):
             return self.literal(operand.value)
         if isinstance(operand, ir.TupleOf):
-            return self.at(ast.Tuple(elts=[self.operand(item) for item in operand.items], ctx=_LOAD))
+            return self.node(ast.Tuple, elts=[self.operand(item) for item in operand.items], ctx=_LOAD)
         if isinstance(operand, ir.ListOf):
-            return self.at(ast.List(elts=[self.operand(item) for item in operand.items], ctx=_LOAD))
+            return self.node(ast.List, elts=[self.operand(item) for item in operand.items], ctx=_LOAD)
         if isinstance(operand, ir.NamedTupleOf):
             return self.call(self.name(operand.cls.name), [self.operand(item) for item in operand.items])
         if isinstance(operand, ir.DictOf):
             keys: list[ast.expr | None] = [self.operand(key) for key, _ in operand.items]
             values = [self.operand(value) for _, value in operand.items]
-            return self.at(ast.Dict(keys=keys, values=values))
+            return self.node(ast.Dict, keys=keys, values=values)
         if isinstance(operand, ir.SliceOf):
             parts = [self.operand(part) for part in (operand.start, operand.stop, operand.step)]
             return self.call(self.name("slice"), parts)
         if isinstance(operand, ir.Starred):
-            return self.at(ast.Starred(value=self.name(operand.value.name), ctx=_LOAD))
+            return self.node(ast.Starred, value=self.name(operand.value.name), ctx=_LOAD)
         assert_never(operand)
 
     def subscript_key(self, key: ir.Operand) -> ast.expr:
         """A key as written inside `[]`: slices become `a:b:c`, also inside a tuple key."""
         if isinstance(key, ir.SliceOf):
             parts = [None if _is_none(part) else self.operand(part) for part in (key.start, key.stop, key.step)]
-            return self.at(ast.Slice(lower=parts[0], upper=parts[1], step=parts[2]))
+            return self.node(ast.Slice, lower=parts[0], upper=parts[1], step=parts[2])
         if isinstance(key, ir.TupleOf) and key.items:
-            return self.at(ast.Tuple(elts=[self.subscript_key(item) for item in key.items], ctx=_LOAD))
+            return self.node(ast.Tuple, elts=[self.subscript_key(item) for item in key.items], ctx=_LOAD)
         return self.operand(key)
 
     def call_arguments(
@@ -201,7 +226,7 @@ class _Builder:
         keywords: list[ast.keyword] = []
         for key, value in kwargs:
             if is_identifier(key):
-                keywords.append(self.at(ast.keyword(arg=key, value=self.operand(value))))
+                keywords.append(self.node(ast.keyword, arg=key, value=self.operand(value)))
                 continue
             # A key that is no identifier can only be passed through `**{...}`,
             # written where it stands: the callee sees keywords in call order.
@@ -210,13 +235,13 @@ class _Builder:
                 last.value.keys.append(self.const(key))
                 last.value.values.append(self.operand(value))
             else:
-                mapping = self.at(ast.Dict(keys=[self.const(key)], values=[self.operand(value)]))
-                keywords.append(self.at(ast.keyword(arg=None, value=mapping)))
+                mapping = self.node(ast.Dict, keys=[self.const(key)], values=[self.operand(value)])
+                keywords.append(self.node(ast.keyword, arg=None, value=mapping))
         return positional, keywords
 
     def attribute(self, obj: ast.expr, attribute: str) -> ast.expr:
         if is_identifier(attribute):
-            return self.at(ast.Attribute(value=obj, attr=attribute, ctx=_LOAD))
+            return self.node(ast.Attribute, value=obj, attr=attribute, ctx=_LOAD)
         return self.call(self.name("getattr"), [obj, self.const(attribute)])
 
     # ------------------------------------------------------------ statements
@@ -225,9 +250,9 @@ class _Builder:
         match instruction:
             case ir.Delete():
                 deleted: list[ast.expr] = [self.name(v.name, _DEL) for v in instruction.values]
-                return self.at(ast.Delete(targets=deleted))
+                return self.node(ast.Delete, targets=deleted)
             case ir.Return():
-                return self.at(ast.Return(value=self.operand(instruction.value)))
+                return self.node(ast.Return, value=self.operand(instruction.value))
             case ir.Unpack():
                 return self.assign(self.target(instruction.results), self.name(instruction.source.name))
             case ir.CallModule() | ir.CallFunction() | ir.CallMethod() | ir.Operator() | ir.GetAttr() | ir.GetItem():
@@ -239,7 +264,7 @@ class _Builder:
         if isinstance(result, ir.Value):
             return self.name(result.name, _STORE)
         names: list[ast.expr] = [self.name(value.name, _STORE) for value in result]
-        return self.at(ast.Tuple(elts=names, ctx=_STORE))
+        return self.node(ast.Tuple, elts=names, ctx=_STORE)
 
     def expression(self, instruction: ir.Computation) -> ast.expr:
         match instruction:
@@ -253,7 +278,7 @@ class _Builder:
                 return self.call(self.attribute(receiver, instruction.method), args, keywords)
             case ir.GetItem():
                 key = self.subscript_key(instruction.key)
-                return self.at(ast.Subscript(value=self.operand(instruction.container), slice=key, ctx=_LOAD))
+                return self.node(ast.Subscript, value=self.operand(instruction.container), slice=key, ctx=_LOAD)
             case ir.GetAttr():
                 return self.attribute(self.operand(instruction.obj), instruction.attribute)
             case ir.Operator():
@@ -265,10 +290,10 @@ class _Builder:
         op = instruction.op
         operands = [self.operand(operand) for operand in instruction.args]
         if op in _UNARY:
-            return self.at(ast.UnaryOp(op=_UNARY[op](), operand=operands[0]))
+            return self.node(ast.UnaryOp, op=_UNARY[op](), operand=operands[0])
         if op in _COMPARE:
-            return self.at(ast.Compare(left=operands[0], ops=[_COMPARE[op]()], comparators=[operands[1]]))
-        return self.at(ast.BinOp(left=operands[0], op=_BINARY[op](), right=operands[1]))
+            return self.node(ast.Compare, left=operands[0], ops=[_COMPARE[op]()], comparators=[operands[1]])
+        return self.node(ast.BinOp, left=operands[0], op=_BINARY[op](), right=operands[1])
 
 
 def _is_none(operand: ir.Operand) -> bool:
@@ -317,7 +342,7 @@ def prelude(function: ir.Function, const_index: dict[int, int] | None = None) ->
     pieces, consts = ir.tables(function)
     piece_of = {g.slot: index for index, g in enumerate(pieces)}
     const_of = {g.slot: index for index, g in enumerate(consts)} if const_index is None else const_index
-    roots = sorted({g.path.partition(".")[0] for g in function.globals if g.path is not None})
+    roots = _imported_roots(function)
     statements: list[ast.stmt] = []
     for root in roots:
         line = _Builder(len(statements) + 1)
@@ -338,6 +363,10 @@ def prelude(function: ir.Function, const_index: dict[int, int] | None = None) ->
     return statements
 
 
+def _imported_roots(function: ir.Function) -> list[str]:
+    return sorted({g.path.partition(".")[0] for g in function.globals if g.path is not None})
+
+
 def emit(function: ir.Function, const_index: dict[int, int] | None = None) -> ast.Module:
     """The module `<prelude> def <name>(params): <body>` for `function`; positions set on every node.
 
@@ -345,9 +374,18 @@ def emit(function: ir.Function, const_index: dict[int, int] | None = None) -> as
     `v = <expr>; return v` at the end becomes one `return <expr>` on the line
     of `<expr>`.
     """
-    statements = prelude(function, const_index)
+    return ast.Module(body=[*prelude(function, const_index), definition(function)], type_ignores=[])
+
+
+def definition(function: ir.Function) -> ast.FunctionDef:
+    """The module's last statement, `def <name>(params): <body>`, each node at its line in the whole module.
+
+    Compiling it alone gives the function `emit`'s module defines, with the
+    same lines; what the prelude would bind must then be bound by the caller.
+    """
+    prelude_lines = len(_imported_roots(function)) + len(function.globals)
     # `ast.unparse` puts a blank line between a prelude and the def.
-    def_line = len(statements) + 2 if statements else 1
+    def_line = prelude_lines + 2 if prelude_lines else 1
     header = _Builder(def_line)
     names = _reused_names(function)
     instructions = function.body
@@ -355,15 +393,19 @@ def emit(function: ir.Function, const_index: dict[int, int] | None = None) -> as
     if fused_return is not None:
         instructions = instructions[:-1]
     first = def_line + 1
-    body = [_Builder(first + index, names).statement(instruction) for index, instruction in enumerate(instructions)]
+    # One builder, moved from line to line: a statement's nodes are made before the next one starts.
+    builder = _Builder(first, names)
+    body: list[ast.stmt] = []
+    for line, instruction in enumerate(instructions, first):
+        builder.line = line
+        body.append(builder.statement(instruction))
     if fused_return is not None:
         last = _Builder(first + len(body) - 1, names)
         body[-1] = last.at(ast.Return(value=last.expression(fused_return)))
-    definition = header.at(
+    made = header.at(
         ast.FunctionDef(
             name=function.name, args=_arguments(function, header), body=body, decorator_list=[], returns=None
         )
     )
-    definition.end_lineno = def_line + len(body)  # type: ignore[attr-defined]
-    statements.append(definition)
-    return ast.Module(body=statements, type_ignores=[])
+    made.end_lineno = def_line + len(body)  # type: ignore[attr-defined]
+    return made

@@ -16,7 +16,7 @@ import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol, assert_never
+from typing import Any, Protocol, assert_never
 
 from astgen.errors import VerifyError
 
@@ -89,12 +89,29 @@ UNKNOWN = UnknownType()
 # ---------------------------------------------------------------- operands
 
 
-@dataclass(frozen=True, slots=True)
+# The classes lowering makes once or more per FX node (`Value`, `Origin`,
+# `GetItem`, `CallModule`, and `Delete`, which liveness makes) set their fields
+# in an `__init__` of their own, through the slots' setters: still frozen
+# (assignment raises), but a dataclass's frozen `__init__` goes through
+# `object.__setattr__` per field at twice the cost, and these are a tenth
+# of a cold compile.
+def _setters(cls: type, *names: str) -> tuple[Any, ...]:
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Value:
     """An SSA value: defined once, by a parameter or an instruction."""
 
     name: str
-    type: Type = UNKNOWN
+    type: Type
+
+    def __init__(self, name: str, type: Type = UNKNOWN) -> None:
+        _VALUE[0](self, name)
+        _VALUE[1](self, type)
+
+
+_VALUE = _setters(Value, "name", "type")
 
 
 LITERAL_TYPES = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
@@ -224,12 +241,19 @@ Result = Value | tuple[Value, ...]
 # ---------------------------------------------------------------- instructions
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Origin:
     """Where an instruction came from: the FX node and the user line that made it."""
 
     node: str
-    source_line: str | None = None
+    source_line: str | None
+
+    def __init__(self, node: str, source_line: str | None = None) -> None:
+        _ORIGIN[0](self, node)
+        _ORIGIN[1](self, source_line)
+
+
+_ORIGIN = _setters(Origin, "node", "source_line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,14 +276,31 @@ def _as_results(result: Result) -> tuple[Value, ...]:
     return result if type(result) is tuple else (result,)  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CallModule:
     result: Result
     module: Global
     target: str
     args: tuple[Operand, ...]
     kwargs: Kwargs
-    origin: Origin | None = None
+    origin: Origin | None
+
+    def __init__(
+        self,
+        result: Result,
+        module: Global,
+        target: str,
+        args: tuple[Operand, ...],
+        kwargs: Kwargs,
+        origin: Origin | None = None,
+    ) -> None:
+        set_result, set_module, set_target, set_args, set_kwargs, set_origin = _CALL_MODULE
+        set_result(self, result)
+        set_module(self, module)
+        set_target(self, target)
+        set_args(self, args)
+        set_kwargs(self, kwargs)
+        set_origin(self, origin)
 
     @property
     def results(self) -> tuple[Value, ...]:
@@ -267,6 +308,8 @@ class CallModule:
 
     @property
     def operands(self) -> tuple[Operand, ...]:
+        if not self.kwargs:
+            return (self.module, *self.args)
         return (self.module, *self.args, *[value for _, value in self.kwargs])
 
     def verify_(self) -> None:
@@ -287,6 +330,8 @@ class CallFunction:
 
     @property
     def operands(self) -> tuple[Operand, ...]:
+        if not self.kwargs:
+            return (self.function, *self.args)
         return (self.function, *self.args, *[value for _, value in self.kwargs])
 
     def verify_(self) -> None:
@@ -308,6 +353,8 @@ class CallMethod:
 
     @property
     def operands(self) -> tuple[Operand, ...]:
+        if not self.kwargs:
+            return (self.receiver, *self.args)
         return (self.receiver, *self.args, *[value for _, value in self.kwargs])
 
     def verify_(self) -> None:
@@ -364,12 +411,19 @@ class GetAttr:
         _verify_operand(self.obj)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class GetItem:
     result: Value
     container: Operand
     key: Operand
-    origin: Origin | None = None
+    origin: Origin | None
+
+    def __init__(self, result: Value, container: Operand, key: Operand, origin: Origin | None = None) -> None:
+        set_result, set_container, set_key, set_origin = _GET_ITEM
+        set_result(self, result)
+        set_container(self, container)
+        set_key(self, key)
+        set_origin(self, origin)
 
     @property
     def results(self) -> tuple[Value, ...]:
@@ -401,13 +455,17 @@ class Unpack:
             raise VerifyError(f"unpacks {len(self.results)} value(s) from a tuple of {len(self.source.type.elements)}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Delete:
     """`del a, b`: ends the values' lives. Deleting is not reading, so `operands` is empty;
     the verifier checks `values` on its own."""
 
     values: tuple[Value, ...]
-    origin: Origin | None = None
+    origin: Origin | None
+
+    def __init__(self, values: tuple[Value, ...], origin: Origin | None = None) -> None:
+        _DELETE[0](self, values)
+        _DELETE[1](self, origin)
 
     @property
     def results(self) -> tuple[Value, ...]:
@@ -438,6 +496,10 @@ class Return:
     def verify_(self) -> None:
         _verify_operand(self.value)
 
+
+_CALL_MODULE = _setters(CallModule, "result", "module", "target", "args", "kwargs", "origin")
+_GET_ITEM = _setters(GetItem, "result", "container", "key", "origin")
+_DELETE = _setters(Delete, "values", "origin")
 
 # The instructions that compute one expression and bind it (`result = <expr>`).
 Computation = CallModule | CallFunction | CallMethod | Operator | GetAttr | GetItem

@@ -37,16 +37,27 @@ class Lowered:
 
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
+# One `TensorType` per (dtype, static shape) seen: a stitching graph repeats a
+# few shapes in every layer, and equal types that are one object make
+# lowering cheaper and the code cache's deep comparison of IR quick.
+_TENSOR_TYPES: dict[tuple[str, tuple[int | str, ...]], ir.TensorType] = {}
+_MAX_TENSOR_TYPES = 4096
 
 
 def value_type(meta_value: object) -> ir.Type:
     """The IR type of an FX example value (`node.meta['val']` or `['example_value']`)."""
     if isinstance(meta_value, torch.Tensor):
-        dtype = _DTYPE_NAMES.get(meta_value.dtype)
-        if dtype is None:
-            dtype = _DTYPE_NAMES[meta_value.dtype] = str(meta_value.dtype).removeprefix("torch.")
-        shape = tuple([size if type(size) is int else str(size) for size in meta_value.shape])
-        return ir.TensorType(dtype, shape)
+        dtype = meta_value.dtype
+        name = _DTYPE_NAMES.get(dtype)
+        if name is None:
+            name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+        key = (name, tuple([size if type(size) is int else str(size) for size in meta_value.shape]))
+        found = _TENSOR_TYPES.get(key)
+        if found is None:
+            if len(_TENSOR_TYPES) >= _MAX_TENSOR_TYPES:
+                _TENSOR_TYPES.clear()
+            found = _TENSOR_TYPES[key] = ir.TensorType(*key)
+        return found
     if isinstance(meta_value, torch.SymInt):
         return ir.IntType(symbolic=True)
     if isinstance(meta_value, bool):
@@ -102,10 +113,13 @@ def node_type(node: torch.fx.Node) -> ir.Type:
 
 
 def _meta_type(node: torch.fx.Node) -> ir.Type:
+    meta = node.meta
+    if not meta:
+        return ir.UNKNOWN
     for key in ("val", "example_value"):
-        if key in node.meta:
-            return value_type(node.meta[key])
-    tensor_meta = node.meta.get("tensor_meta")
+        if key in meta:
+            return value_type(meta[key])
+    tensor_meta = meta.get("tensor_meta")
     if tensor_meta is not None and hasattr(tensor_meta, "dtype") and hasattr(tensor_meta, "shape"):
         dtype = str(tensor_meta.dtype).removeprefix("torch.")
         return ir.TensorType(
@@ -169,8 +183,9 @@ class _Lowering:
         return CodegenError.at(self.node, message)
 
     def origin(self, node: torch.fx.Node) -> ir.Origin:
-        name = ".".join([*self.inlining, node.name])
-        return ir.Origin(name, user_source_line(node.stack_trace))
+        name = ".".join([*self.inlining, node.name]) if self.inlining else node.name
+        trace = node.stack_trace
+        return ir.Origin(name, None if trace is None else user_source_line(trace))
 
     def bind(self, obj: object, hint: str | None = None) -> ir.Global:
         """The `Global` for `obj`; the same object is bound once."""
@@ -181,12 +196,13 @@ class _Lowering:
         self.global_by_id[id(obj)] = bound
         return bound
 
-    def bind_piece(self, target: str, piece: object) -> ir.Global:
+    def bind_piece(self, target: str, module: object) -> ir.Global:
         """The `Global` for the callable of `call_module` target `target`: one per target, not per
         object, since a loader is handed a callable for each target by name."""
         found = self.piece_by_target.get(target)
         if found is None:
             # The call's result is named after the target, so the callee takes a name of its own.
+            piece = fast_callable(module)
             found = self.piece_by_target[target] = self.new_global(piece, piece_name(target), piece=target)
         return found
 
@@ -234,7 +250,9 @@ class _Lowering:
         return self.bind(obj)
 
     def arguments(self, node: torch.fx.Node) -> tuple[tuple[ir.Operand, ...], ir.Kwargs]:
-        args = tuple([self.operand(arg) for arg in node.args])
+        env = self.env
+        # Most arguments are nodes lowered already: read them without a call.
+        args = tuple([env[arg] if type(arg) is _Node and arg in env else self.operand(arg) for arg in node.args])
         if not node.kwargs:
             return args, ()
         for key in node.kwargs:
@@ -324,30 +342,46 @@ class _Lowering:
             # A spliced piece's own pieces are not the stitching graph's: bound as objects.
             bound = self.bind(fast_callable(module), piece_name(target))
         else:
-            bound = self.bind_piece(target, fast_callable(module))
+            bound = self.bind_piece(target, module)
         self.body.append(ir.CallModule(self.result(node, result_type), bound, target, args, kwargs, self.origin(node)))
 
     def lower_call_function(self, node: torch.fx.Node) -> None:
         function = node.target
+        if function is operator.getitem and len(node.args) == 2 and not node.kwargs:
+            # Most nodes of a stitching graph: one read of a piece's tuple.
+            self.lower_getitem(node)
+            return
         if not callable(function):
             raise self.error(f"call_function target {function!r} is not callable")
         args, kwargs = self.arguments(node)
         origin = self.origin(node)
-        if function is operator.getitem and len(args) == 2 and not kwargs and (item := _folded_item(*args)):
-            # An item of a spliced piece's output tuple: the value itself.
-            self.env[node] = item
-        elif function is operator.getitem and len(args) == 2 and not kwargs:
-            result_type = node_type(node)
-            if isinstance(result_type, ir.UnknownType):
-                result_type = _element_type(args[0], args[1])
-            self.body.append(ir.GetItem(self.result(node, result_type), args[0], args[1], origin))
-        elif function is builtins.getattr and len(args) == 2 and not kwargs and _is_str_const(args[1]):
+        if function is builtins.getattr and len(args) == 2 and not kwargs and _is_str_const(args[1]):
             attribute = args[1].value  # type: ignore[union-attr]
             self.body.append(ir.GetAttr(self.result(node), args[0], str(attribute), origin))
         elif not kwargs and (name := _operator_name(function, len(args))) is not None:
             self.body.append(ir.Operator(self.result(node), name, args, origin))
         else:
             self.body.append(ir.CallFunction(self.result(node), self.reference(function), args, kwargs, origin))
+
+    def lower_getitem(self, node: torch.fx.Node) -> None:
+        """`call_function operator.getitem(container, key)`: most nodes of a stitching graph,
+        so the common case (a node and a small int) is read here without the general helpers."""
+        env = self.env
+        source, index = node.args
+        container = env[source] if type(source) is _Node and source in env else self.operand(source)
+        key: ir.Operand | None = self.int_consts.get(index) if type(index) is int else None  # type: ignore[call-overload]
+        if key is None:
+            key = self.operand(index)
+        if type(container) is ir.TupleOf:
+            item = _folded_item(container, key)
+            if item is not None:
+                # An item of a spliced piece's output tuple: the value itself.
+                env[node] = item
+                return
+        result_type = node_type(node) if node.meta else ir.UNKNOWN
+        if isinstance(result_type, ir.UnknownType):
+            result_type = _element_type(container, key)
+        self.body.append(ir.GetItem(self.result(node, result_type), container, key, self.origin(node)))
 
     def lower_call_method(self, node: torch.fx.Node) -> None:
         if not isinstance(node.target, str):
@@ -523,6 +557,9 @@ class _Lowering:
             param = self.params[index]
             if param.default is not None:
                 self.params[index] = ir.Param(param.value, None, param.variadic, param.origin)
+
+
+_Node = torch.fx.Node
 
 
 def _exact_str(text: str) -> str:

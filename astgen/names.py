@@ -24,7 +24,7 @@ RESERVED = (
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 _INVALID_RUN = re.compile(r"_*[^A-Za-z0-9_]+_*")
 # What a fresh name appends to its base (`x_1`), and so what a stem drops.
-_SUFFIX_CHARACTERS = "0123456789_"
+SUFFIX_CHARACTERS = "0123456789_"
 
 
 def is_identifier(name: str) -> bool:
@@ -64,7 +64,7 @@ def clean_name(name: str) -> str:
 
 def stem(name: str) -> str:
     """`name` without the suffix a fresh name appends: `getitem_907` -> `getitem`."""
-    return name.rstrip(_SUFFIX_CHARACTERS)
+    return name.rstrip(SUFFIX_CHARACTERS)
 
 
 def piece_name(target: str) -> str:

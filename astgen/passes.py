@@ -36,17 +36,22 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
     """
     reads: dict[str, list[int]] = {}
     defined_by: dict[str, tuple[int, ir.CallModule | ir.CallFunction | ir.CallMethod]] = {}
+    # Uses of each value besides its reads by `GetItem` (a key's included):
+    # a tuple with none is unpacked straight from its call.
+    other_uses: dict[str, int] = {}
     for index, instruction in enumerate(function.body):
-        if isinstance(instruction, ir.GetItem) and isinstance(instruction.container, ir.Value):
+        if type(instruction) is ir.GetItem and type(instruction.container) is ir.Value:
             reads.setdefault(instruction.container.name, []).append(index)
-        elif isinstance(instruction, _CALLS) and isinstance(instruction.result, ir.Value):
+            if type(instruction.key) is not ir.Const:
+                for value in ir.operand_values(instruction.key):
+                    other_uses[value.name] = other_uses.get(value.name, 0) + 1
+            continue
+        if isinstance(instruction, _CALLS) and type(instruction.result) is ir.Value:
             defined_by[instruction.result.name] = (index, instruction)
+        for value in ir.uses(instruction):
+            other_uses[value.name] = other_uses.get(value.name, 0) + 1
     if not reads:
         return function
-    use_count: dict[str, int] = {}
-    for instruction in function.body:
-        for value in ir.uses(instruction):
-            use_count[value.name] = use_count.get(value.name, 0) + 1
 
     names = _LazyNames(function)
     replaced: dict[int, ir.Instruction] = {}
@@ -62,7 +67,7 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
         if results is None:
             continue
         call = defined_by.get(name)
-        if call is not None and use_count[name] == len(indices):
+        if call is not None and name not in other_uses:
             replaced[call[0]] = _with_result(call[1], results)
             dropped.update(indices)
         else:
@@ -138,27 +143,26 @@ def insert_deletes(function: ir.Function) -> ir.Function:
     """
     order: dict[str, int] = {}
     defined_at: dict[str, int] = {}
+    values: dict[str, ir.Value] = {}
     for param in function.params:
         order[param.value.name] = len(order)
         defined_at[param.value.name] = -1
+        values[param.value.name] = param.value
     last_use: dict[str, int] = {}
     returned: set[str] = set()
     for index, instruction in enumerate(function.body):
         if isinstance(instruction, ir.Delete):
             raise ValueError("insert_deletes runs once, on a body without deletes")
-        for value in ir.defines(instruction):
+        for value in instruction.results:
             order[value.name] = len(order)
             defined_at[value.name] = index
-        for value in ir.uses(instruction):
-            if isinstance(instruction, ir.Return):
-                returned.add(value.name)
-            else:
+            values[value.name] = value
+        if isinstance(instruction, ir.Return):
+            returned.update(value.name for value in ir.uses(instruction))
+        else:
+            for value in ir.uses(instruction):
                 last_use[value.name] = index
 
-    values = {param.value.name: param.value for param in function.params}
-    for instruction in function.body:
-        for value in ir.defines(instruction):
-            values[value.name] = value
     dies_after: dict[int, list[str]] = {}
     for name in order:
         if name in returned:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import inspect
 import linecache
 import math
 import operator
 import traceback
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +19,7 @@ import torch
 import torch.fx
 
 import astgen
-from astgen import examples
+from astgen import examples, ir
 from tests.helpers import assert_same, build, build_raw, check, interpret
 
 
@@ -105,6 +108,47 @@ def test_ir_and_tree_are_exposed() -> None:
     compiled = astgen.compile_graph(examples.toy())
     assert compiled.ir.name == "forward"
     assert astgen.emit(compiled.ir).body[-1].name == compiled.tree.body[-1].name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
+def test_tree_is_the_emitted_module_node_for_node(name: str) -> None:
+    # Only the def is compiled and the prelude built when asked for: the
+    # module must still be exactly what `emit` makes, positions included.
+    compiled = astgen.compile_graph(examples.EXAMPLES[name](), cache=False)
+    emitted = astgen.emit(compiled.ir)
+    assert ast.dump(compiled.tree, include_attributes=True) == ast.dump(emitted, include_attributes=True)
+    assert compiled.tree is compiled.tree
+
+
+@pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
+def test_globals_are_what_the_prelude_binds(name: str) -> None:
+    compiled = astgen.compile_graph(examples.EXAMPLES[name](), cache=False)
+    pieces, consts = ir.tables(compiled.ir)
+    namespace: dict[str, Any] = {
+        ir.PIECES_TABLE: [compiled.bindings[g.slot] for g in pieces],
+        ir.CONSTS_TABLE: [compiled.bindings[g.slot] for g in consts],
+    }
+    exec(compile(compiled.tree, "<prelude>", "exec"), namespace)
+    for g in compiled.ir.globals:
+        assert compiled.fn.__globals__[g.name] is namespace[g.name], g.name
+
+
+def test_the_function_code_keeps_the_lines_of_the_whole_module() -> None:
+    compiled = astgen.compile_graph(examples.toy(), cache=False)
+    module_code = compile(compiled.tree, compiled.filename, "exec", dont_inherit=True)
+    whole = [c for c in module_code.co_consts if isinstance(c, types.CodeType)][-1]
+    assert compiled.fn.__code__.co_firstlineno == whole.co_firstlineno
+    assert list(compiled.fn.__code__.co_positions()) == list(whole.co_positions())
+
+
+def test_ir_classes_with_their_own_init_stay_frozen() -> None:
+    value = ir.Value("x")
+    instances = [value, ir.Origin("n"), ir.GetItem(value, value, ir.Const(0)), ir.Delete((value,))]
+    instances.append(ir.CallModule(value, ir.Global("f", 0), "sub", (), ()))
+    for instance in instances:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(instance, dataclasses.fields(instance)[0].name, None)
+        assert instance == dataclasses.replace(instance) and hash(instance) == hash(dataclasses.replace(instance))
 
 
 # ---------------------------------------------------------------- tracebacks and notes
