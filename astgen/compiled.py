@@ -156,23 +156,44 @@ def generate(lowered_function: ir.Function) -> GeneratedCode:
     return GeneratedCode(function, tree)
 
 
+class _Key:
+    """A function as a cache key, hashed once.
+
+    Hashing IR walks every instruction in Python; a lookup, `move_to_end` and
+    an insertion would each walk it again.
+    """
+
+    __slots__ = ("function", "hash")
+
+    def __init__(self, function: ir.Function) -> None:
+        self.function = function
+        self.hash = hash(function)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and self.hash == other.hash and self.function == other.function
+
+
 class _CodeCache:
     """A bounded LRU map from lowered IR to its generated code."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: OrderedDict[ir.Function, GeneratedCode] = OrderedDict()
+        self.entries: OrderedDict[_Key, GeneratedCode] = OrderedDict()
         self.lock = threading.Lock()
 
     def get(self, function: ir.Function) -> GeneratedCode:
+        key = _Key(function)
         with self.lock:
-            found = self.entries.get(function)
+            found = self.entries.get(key)
             if found is not None:
-                self.entries.move_to_end(function)
+                self.entries.move_to_end(key)
                 return found
         generated = generate(function)
         with self.lock:
-            self.entries[function] = generated
+            self.entries[key] = generated
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
         return generated

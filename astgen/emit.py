@@ -261,9 +261,9 @@ class _Builder:
                 assert_never(instruction)
 
     def target(self, result: ir.Result) -> ast.expr:
-        if isinstance(result, ir.Value):
+        if type(result) is ir.Value:
             return self.name(result.name, _STORE)
-        names: list[ast.expr] = [self.name(value.name, _STORE) for value in result]
+        names: list[ast.expr] = [self.name(value.name, _STORE) for value in result]  # type: ignore[union-attr]
         return self.node(ast.Tuple, elts=names, ctx=_STORE)
 
     def expression(self, instruction: ir.Computation) -> ast.expr:

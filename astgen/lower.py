@@ -25,7 +25,7 @@ from astgen import ir
 from astgen.errors import CodegenError, VerifyError, user_source_line
 from astgen.importable import is_safe_builtin, public_name
 from astgen.ir import is_exact_literal
-from astgen.names import Namespace, is_identifier, piece_name
+from astgen.names import Namespace, clean_name, is_identifier, piece_name
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ def value_type(meta_value: object) -> ir.Type:
 def _container_type(value: object, element_type: Callable[[object], ir.Type]) -> ir.Type | None:
     """The type of a tuple, list or dict whose elements `element_type` types; None for anything else."""
     if type(value) is tuple:
-        return ir.TupleType(tuple(element_type(item) for item in value))
+        return ir.TupleType(tuple([element_type(item) for item in value]))
     if isinstance(value, list):
-        return ir.ListType(tuple(element_type(item) for item in value))
+        return ir.ListType(tuple([element_type(item) for item in value]))
     if isinstance(value, dict):
         return ir.DictType()
     return None
@@ -163,6 +163,10 @@ class _Lowering:
         self.inlined_output: ir.Operand | None = None
         self.env: dict[torch.fx.Node, ir.Operand] = {}
         self.int_consts: dict[int, ir.Const | None] = {}
+        # Calls whose every user reads one position of the tuple they return,
+        # by the reading node: see `unpack_reads`.
+        self.readers: dict[torch.fx.Node, tuple[_Unpacked, int]] = {}
+        self.unpacked: list[_Unpacked] = []
         self.params: list[ir.Param] = []
         self.body: list[ir.Instruction] = []
         self.bindings: list[object] = []
@@ -343,7 +347,26 @@ class _Lowering:
             bound = self.bind(fast_callable(module), piece_name(target))
         else:
             bound = self.bind_piece(target, module)
-        self.body.append(ir.CallModule(self.result(node, result_type), bound, target, args, kwargs, self.origin(node)))
+        call = ir.CallModule(self.result(node, result_type), bound, target, args, kwargs, self.origin(node))
+        self.body.append(call)
+        if type(result_type) is ir.TupleType and not self.inlining:
+            self.unpack_reads(node, call, result_type)
+
+    def unpack_reads(self, node: torch.fx.Node, call: ir.CallModule, type_: ir.TupleType) -> None:
+        """Unpack `call`'s tuple straight from the call when FX says every user of `node` reads one
+        position of it, by a constant index: what `passes.unpack_tuples` does for such a tuple,
+        done here because it is most of a stitching graph, and making each read a `GetItem`
+        for the pass to take apart again was a third of the lowering's time.
+
+        The readers make no instruction (`lower_getitem`); `finish_unpacking` gives
+        the call its tuple of results once the whole graph is lowered.
+        """
+        positions = _read_positions(node, len(type_.elements))
+        if positions is None:
+            return
+        unpacked = _Unpacked(call, type_)
+        for reader, position in positions.items():
+            self.readers[reader] = (unpacked, position)
 
     def lower_call_function(self, node: torch.fx.Node) -> None:
         function = node.target
@@ -367,6 +390,19 @@ class _Lowering:
         """`call_function operator.getitem(container, key)`: most nodes of a stitching graph,
         so the common case (a node and a small int) is read here without the general helpers."""
         env = self.env
+        reading = self.readers.get(node) if self.readers else None
+        if reading is not None:
+            unpacked, position = reading
+            result_type = node_type(node) if node.meta else ir.UNKNOWN
+            if result_type is ir.UNKNOWN:
+                # As `_element_type` types the read, by the index as written.
+                result_type = unpacked.type.elements[node.args[1]]  # type: ignore[index]
+            value = env[node] = ir.Value(self.names.claim(_exact_str(node.name)), result_type)
+            if not unpacked.results:
+                # `unpack_tuples` names unread positions in the order tuples are first read.
+                self.unpacked.append(unpacked)
+            unpacked.results[position] = value
+            return
         source, index = node.args
         container = env[source] if type(source) is _Node and source in env else self.operand(source)
         key: ir.Operand | None = self.int_consts.get(index) if type(index) is int else None  # type: ignore[call-overload]
@@ -379,9 +415,12 @@ class _Lowering:
                 env[node] = item
                 return
         result_type = node_type(node) if node.meta else ir.UNKNOWN
-        if isinstance(result_type, ir.UnknownType):
+        if result_type is ir.UNKNOWN:
             result_type = _element_type(container, key)
-        self.body.append(ir.GetItem(self.result(node, result_type), container, key, self.origin(node)))
+        value = env[node] = ir.Value(self.names.claim(_exact_str(node.name)), result_type)
+        trace = node.stack_trace
+        origin = self.origin(node) if trace is not None or self.inlining else ir.Origin(node.name)
+        self.body.append(ir.GetItem(value, container, key, origin))
 
     def lower_call_method(self, node: torch.fx.Node) -> None:
         if not isinstance(node.target, str):
@@ -493,6 +532,8 @@ class _Lowering:
         self._check_defaults()
         if type(self.gm.graph._codegen) is not torch.fx.graph.CodeGen:
             self._process_io()
+        if self.unpacked:
+            self.finish_unpacking()
         function = ir.Function(name, tuple(self.params), tuple(self.body), tuple(self.globals))
         return Lowered(function, tuple(self.bindings))
 
@@ -545,6 +586,24 @@ class _Lowering:
         self.params = params
         self.body = prologue + self.body + epilogue
 
+    def finish_unpacking(self) -> None:
+        """Give each call `unpack_reads` took apart its tuple of results.
+
+        A position nobody reads gets a fresh name, as `unpack_tuples` names
+        it: after every other name is given, so the two agree.
+        """
+        finished: dict[int, ir.Instruction] = {}
+        for unpacked in self.unpacked:
+            call, elements = unpacked.call, unpacked.type.elements
+            base = call.results[0].name
+            results = tuple(
+                unpacked.results.get(position)
+                or ir.Value(self.names.fresh(clean_name(f"{base}_{position}")), elements[position])
+                for position in range(len(elements))
+            )
+            finished[id(call)] = ir.CallModule(results, call.module, call.target, call.args, call.kwargs, call.origin)
+        self.body = [finished.get(id(instruction), instruction) for instruction in self.body]
+
     def _check_defaults(self) -> None:
         # The interpreter reads placeholders in order, so a default before a
         # parameter without one can never be used: Python would reject it.
@@ -560,6 +619,40 @@ class _Lowering:
 
 
 _Node = torch.fx.Node
+
+
+class _Unpacked:
+    """A call whose tuple `_Lowering.unpack_reads` unpacks, and the values read so far, by position."""
+
+    __slots__ = ("call", "results", "type")
+
+    def __init__(self, call: ir.CallModule, type_: ir.TupleType) -> None:
+        self.call = call
+        self.type = type_
+        self.results: dict[int, ir.Value] = {}
+
+
+def _read_positions(node: torch.fx.Node, arity: int) -> dict[torch.fx.Node, int] | None:
+    """Each user of `node` by the position of its tuple it reads, where every user is a
+    `getitem` of `node` at a distinct constant index and there are two or more
+    (`passes.unpack_tuples`'s rule); None otherwise."""
+    users = node.users
+    if len(users) < 2:
+        return None
+    positions: dict[torch.fx.Node, int] = {}
+    taken: set[int] = set()
+    for user in users:
+        if user.op != "call_function" or user.target is not operator.getitem or user.kwargs:
+            return None
+        args = user.args
+        if len(args) != 2 or args[0] is not node or type(args[1]) is not int:
+            return None
+        position = args[1] + arity if args[1] < 0 else args[1]
+        if not 0 <= position < arity or position in taken:
+            return None
+        taken.add(position)
+        positions[user] = position
+    return positions
 
 
 def _exact_str(text: str) -> str:
@@ -616,10 +709,13 @@ def _folded_item(container: ir.Operand, key: ir.Operand) -> ir.Operand | None:
 
 def _element_type(container: ir.Operand, key: ir.Operand) -> ir.Type:
     """The type of `container[key]` where the container's element types are known."""
-    if not isinstance(container, ir.Value) or not isinstance(key, ir.Const) or type(key.value) is not int:
+    if type(container) is not ir.Value or type(key) is not ir.Const or type(key.value) is not int:
         return ir.UNKNOWN
-    elements = getattr(container.type, "elements", None)
-    if not isinstance(container.type, (ir.TupleType, ir.ListType)) or elements is None:
+    type_ = container.type
+    if type(type_) is not ir.TupleType and type(type_) is not ir.ListType:
+        return ir.UNKNOWN
+    elements = type_.elements
+    if elements is None:
         return ir.UNKNOWN
     index = key.value
     return elements[index] if -len(elements) <= index < len(elements) else ir.UNKNOWN

@@ -141,20 +141,18 @@ def insert_deletes(function: ir.Function) -> ir.Function:
     moment. Deletes list names in definition order, so the output is
     deterministic.
     """
-    order: dict[str, int] = {}
+    # In definition order, which is the order deletes list names in.
     defined_at: dict[str, int] = {}
     values: dict[str, ir.Value] = {}
     for param in function.params:
-        order[param.value.name] = len(order)
         defined_at[param.value.name] = -1
         values[param.value.name] = param.value
     last_use: dict[str, int] = {}
     returned: set[str] = set()
     for index, instruction in enumerate(function.body):
-        if isinstance(instruction, ir.Delete):
+        if type(instruction) is ir.Delete:
             raise ValueError("insert_deletes runs once, on a body without deletes")
         for value in instruction.results:
-            order[value.name] = len(order)
             defined_at[value.name] = index
             values[value.name] = value
         if isinstance(instruction, ir.Return):
@@ -163,22 +161,22 @@ def insert_deletes(function: ir.Function) -> ir.Function:
             for value in ir.uses(instruction):
                 last_use[value.name] = index
 
-    dies_after: dict[int, list[str]] = {}
-    for name in order:
+    dies_after: dict[int, list[ir.Value]] = {}
+    for name, index in defined_at.items():
         if name in returned:
             continue
-        dies_after.setdefault(last_use.get(name, defined_at[name]), []).append(name)
+        dies_after.setdefault(last_use.get(name, index), []).append(values[name])
     returned_value = function.body[-1]
     if isinstance(returned_value, ir.Return) and _runs_no_code(returned_value.value):
         dies_after.pop(len(function.body) - 2, None)
 
     body: list[ir.Instruction] = []
     if -1 in dies_after:
-        body.append(ir.Delete(tuple(values[name] for name in dies_after[-1])))
+        body.append(ir.Delete(tuple(dies_after[-1])))
     for index, instruction in enumerate(function.body):
         body.append(instruction)
         if index in dies_after:
-            body.append(ir.Delete(tuple(values[name] for name in dies_after[index])))
+            body.append(ir.Delete(tuple(dies_after[index])))
     return dataclasses.replace(function, body=tuple(body))
 
 
@@ -211,11 +209,11 @@ class _LazyNames:
 
 def _all_names(function: ir.Function) -> list[str]:
     """Every name in definition order: parameters, values, then globals."""
-    names = [param.value.name for param in function.params]
-    for instruction in function.body:
-        names.extend(value.name for value in ir.defines(instruction))
-    names.extend(g.name for g in function.globals)
-    return names
+    return [
+        *[param.value.name for param in function.params],
+        *[value.name for instruction in function.body for value in instruction.results],
+        *[g.name for g in function.globals],
+    ]
 
 
 def assign_names(function: ir.Function) -> ir.Function:

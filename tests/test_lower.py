@@ -7,6 +7,7 @@ import collections
 import enum
 import math
 import operator
+import sys
 import textwrap
 
 import pytest
@@ -754,3 +755,73 @@ def test_symint_type_from_dynamic_export() -> None:
     assert any(value.type == ir.IntType(True) for i in function.body for value in i.results)
     gm = exported.graph_module
     assert_same(astgen.compile_graph(gm)(torch.arange(5.0)), interpret(gm, torch.arange(5.0)))
+
+
+# ---------------------------------------------------------------- unpacking while lowering
+
+
+def _tuple_graph(readers: list[tuple[str, int]], *, arity: int = 3, extra_user: bool = False) -> torch.fx.GraphModule:
+    """`t = sub(x)` typed as a tuple of `arity` tensors, read by getitem nodes named and indexed as given."""
+
+    def body(g: torch.fx.Graph) -> object:
+        x = g.placeholder("x")
+        t = g.call_module("sub", (x,))
+        t.meta["val"] = tuple(torch.empty(2) for _ in range(arity))
+        reads = []
+        for name, index in readers:
+            read = g.call_function(operator.getitem, (t, index))
+            read.name = name
+            reads.append(read)
+        return (*reads, t) if extra_user else tuple(reads)
+
+    return build(body, recompile=False, sub=_Triple())
+
+
+class _Triple(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (x, x + 1, x * 2)
+
+
+def _without_lowering_unpack(monkeypatch: pytest.MonkeyPatch, gm: torch.fx.GraphModule) -> str:
+    lowering = sys.modules["astgen.lower"]  # `astgen.lower` is the function
+    with monkeypatch.context() as patched:
+        patched.setattr(lowering, "_read_positions", lambda node, arity: None)
+        return astgen.compile_graph(gm, cache=False).source
+
+
+@pytest.mark.parametrize(
+    ("readers", "extra_user"),
+    [
+        ([("a", 0), ("b", 1), ("c", 2)], False),
+        ([("a", 0), ("c", 2)], False),  # position 1 unread: a name of its own
+        ([("a", -1), ("b", 0)], False),
+        ([("a", 0), ("b", 0)], False),  # one position read twice: left to GetItems
+        ([("a", 0)], False),  # one read: left as is
+        ([("a", 0), ("b", 1)], True),  # the tuple is used whole too: an Unpack, by the pass
+        ([("t_1", 0), ("t", 2)], False),  # names that collide with the filler's and the call's
+        ([("a", 0), ("a", 1)], False),  # duplicate node names
+    ],
+)
+def test_lowering_unpacks_exactly_as_the_pass_would(
+    monkeypatch: pytest.MonkeyPatch, readers: list[tuple[str, int]], extra_user: bool
+) -> None:
+    gm = _tuple_graph(readers, extra_user=extra_user)
+    source = astgen.compile_graph(gm, cache=False).source
+    assert source == _without_lowering_unpack(monkeypatch, gm)
+    check(gm, torch.ones(2))
+
+
+def test_lowering_unpacks_a_fully_read_tuple_without_getitems() -> None:
+    function = astgen.lower(_tuple_graph([("a", 0), ("c", 2)])).function
+    ir.verify(function)
+    (call,) = [i for i in function.body if isinstance(i, ir.CallModule)]
+    assert isinstance(call.result, tuple) and [v.name for v in call.result][::2] == ["a", "c"]
+    assert not any(isinstance(i, ir.GetItem) for i in function.body)
+
+
+@pytest.mark.parametrize("unused", [False, True])
+def test_lowering_unpacks_stitching_graphs_as_the_pass_would(monkeypatch: pytest.MonkeyPatch, unused: bool) -> None:
+    from benchmarks import graphs
+
+    gm = graphs.build(3, graphs.trivial, unused=unused).gm
+    assert astgen.compile_graph(gm, cache=False).source == _without_lowering_unpack(monkeypatch, gm)
