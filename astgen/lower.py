@@ -37,27 +37,36 @@ class Lowered:
 
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
-# One `TensorType` per (dtype, static shape) seen: a stitching graph repeats a
-# few shapes in every layer, and equal types that are one object make
-# lowering cheaper and the code cache's deep comparison of IR quick.
-_TENSOR_TYPES: dict[tuple[str, tuple[int | str, ...]], ir.TensorType] = {}
-_MAX_TENSOR_TYPES = 4096
+# One `TensorType` per (dtype, static shape) seen, and one `TupleType` per
+# tuple of those: a stitching graph repeats a few types in every layer, and
+# equal types that are one object make lowering cheaper and the code cache's
+# deep comparison of IR quick. A tuple type is found by its elements' ids,
+# which stay its elements' while it holds them.
+_TENSOR_TYPES: dict[tuple[torch.dtype, torch.Size], ir.TensorType] = {}
+_TUPLE_TYPES: dict[tuple[int, ...], ir.TupleType] = {}
+_MAX_INTERNED = 4096
 
 
 def value_type(meta_value: object) -> ir.Type:
     """The IR type of an FX example value (`node.meta['val']` or `['example_value']`)."""
     if isinstance(meta_value, torch.Tensor):
-        dtype = meta_value.dtype
+        dtype, sizes = meta_value.dtype, meta_value.shape
+        try:
+            found = _TENSOR_TYPES.get((dtype, sizes))
+        except TypeError:  # a symbolic size does not hash: never interned
+            found = None
+        if found is not None:
+            return found
         name = _DTYPE_NAMES.get(dtype)
         if name is None:
             name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
-        key = (name, tuple([size if type(size) is int else str(size) for size in meta_value.shape]))
-        found = _TENSOR_TYPES.get(key)
-        if found is None:
-            if len(_TENSOR_TYPES) >= _MAX_TENSOR_TYPES:
+        shape = tuple([size if type(size) is int else str(size) for size in sizes])
+        made = ir.TensorType(name, shape)
+        if all(type(size) is int for size in shape):
+            if len(_TENSOR_TYPES) >= _MAX_INTERNED:
                 _TENSOR_TYPES.clear()
-            found = _TENSOR_TYPES[key] = ir.TensorType(*key)
-        return found
+            _TENSOR_TYPES[(dtype, sizes)] = made
+        return made
     if isinstance(meta_value, torch.SymInt):
         return ir.IntType(symbolic=True)
     if isinstance(meta_value, bool):
@@ -75,7 +84,14 @@ def value_type(meta_value: object) -> ir.Type:
 def _container_type(value: object, element_type: Callable[[object], ir.Type]) -> ir.Type | None:
     """The type of a tuple, list or dict whose elements `element_type` types; None for anything else."""
     if type(value) is tuple:
-        return ir.TupleType(tuple([element_type(item) for item in value]))
+        elements = tuple([element_type(item) for item in value])
+        key = tuple(map(id, elements))
+        found = _TUPLE_TYPES.get(key)
+        if found is None:
+            if len(_TUPLE_TYPES) >= _MAX_INTERNED:
+                _TUPLE_TYPES.clear()
+            found = _TUPLE_TYPES[key] = ir.TupleType(elements)
+        return found
     if isinstance(value, list):
         return ir.ListType(tuple([element_type(item) for item in value]))
     if isinstance(value, dict):
