@@ -406,19 +406,6 @@ class _Lowering:
         """`call_function operator.getitem(container, key)`: most nodes of a stitching graph,
         so the common case (a node and a small int) is read here without the general helpers."""
         env = self.env
-        reading = self.readers.get(node) if self.readers else None
-        if reading is not None:
-            unpacked, position = reading
-            result_type = node_type(node) if node.meta else ir.UNKNOWN
-            if result_type is ir.UNKNOWN:
-                # As `_element_type` types the read, by the index as written.
-                result_type = unpacked.type.elements[node.args[1]]  # type: ignore[index]
-            value = env[node] = ir.Value(self.names.claim(_exact_str(node.name)), result_type)
-            if not unpacked.results:
-                # `unpack_tuples` names unread positions in the order tuples are first read.
-                self.unpacked.append(unpacked)
-            unpacked.results[position] = value
-            return
         source, index = node.args
         container = env[source] if type(source) is _Node and source in env else self.operand(source)
         key: ir.Operand | None = self.int_consts.get(index) if type(index) is int else None  # type: ignore[call-overload]
@@ -437,6 +424,21 @@ class _Lowering:
         trace = node.stack_trace
         origin = self.origin(node) if trace is not None or self.inlining else ir.Origin(node.name)
         self.body.append(ir.GetItem(value, container, key, origin))
+
+    def read_position(self, node: torch.fx.Node, unpacked: _Unpacked, position: int) -> None:
+        """A `getitem` node `unpack_reads` made a result of the call it reads: its value, no instruction."""
+        result_type = node_type(node) if node.meta else ir.UNKNOWN
+        if result_type is ir.UNKNOWN:
+            # As `_element_type` types the read, by the index as written.
+            result_type = unpacked.type.elements[node.args[1]]  # type: ignore[index]
+        name = node.name
+        value = self.env[node] = ir.Value(
+            self.names.claim(name if type(name) is str else _exact_str(name)), result_type
+        )
+        if not unpacked.results:
+            # `unpack_tuples` names unread positions in the order tuples are first read.
+            self.unpacked.append(unpacked)
+        unpacked.results[position] = value
 
     def lower_call_method(self, node: torch.fx.Node) -> None:
         if not isinstance(node.target, str):
@@ -516,13 +518,17 @@ class _Lowering:
         self.node = node
         if self.returned:
             raise self.error("node after the output node")
+        reading = self.readers.get(node)
         method = self.methods.get(node.op)
-        if method is None:
+        if method is None and reading is None:
             method = self.methods[node.op] = getattr(self, f"lower_{node.op}", None)
-        if method is None:
-            raise self.error(f"unknown opcode {node.op!r}")
+            if method is None:
+                raise self.error(f"unknown opcode {node.op!r}")
         try:
-            method(node)
+            if reading is not None:
+                self.read_position(node, *reading)
+            else:
+                method(node)  # type: ignore[misc]
         except CodegenError:
             raise
         except RecursionError:
@@ -813,7 +819,7 @@ def lower(
     if not is_identifier(name):
         raise ValueError(f"function name {name!r} is not a Python identifier")
     submodules = dict(submodules or {})
-    targets = {node.target for node in gm.graph.nodes if node.op == "call_module"}
+    targets = {node.target for node in gm.graph.nodes if node.op == "call_module"} if submodules else set()
     unknown = sorted(set(submodules) - targets)
     if unknown:
         raise ValueError(f"submodules names targets that the graph never calls: {', '.join(map(repr, unknown))}")
