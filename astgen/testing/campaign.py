@@ -183,6 +183,20 @@ class _Worker:
     last_report: float = 0.0
 
     def run(self) -> None:
+        # The loader keeps each new text's checked code on disk for later
+        # processes (~/.cache/astgen): a file written for every graph, of
+        # thousands that nothing loads again. A campaign keeps them in memory.
+        saved = os.environ.get(_CODE_CACHE_SETTING)
+        os.environ[_CODE_CACHE_SETTING] = "off"
+        try:
+            self._run()
+        finally:
+            if saved is None:
+                del os.environ[_CODE_CACHE_SETTING]
+            else:
+                os.environ[_CODE_CACHE_SETTING] = saved
+
+    def _run(self) -> None:
         torch.set_num_threads(1)
         # Drawn graphs call torch in every legal and deprecated way; its
         # warnings are not findings and would bury the progress line.
@@ -271,6 +285,10 @@ class _Worker:
         if force or now - self.last_report > 0.25:
             self.last_report = now
             self.report.put(("progress", self.index, self.count, len(self.failures)))
+
+
+#: The loader's setting for its code cache on disk (`astgen.loader.cache_directory`).
+_CODE_CACHE_SETTING = "ASTGEN_CACHE_DIR"
 
 
 def _work(worker: _Worker) -> None:

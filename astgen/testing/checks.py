@@ -30,13 +30,14 @@ import torch
 import torch.fx
 
 from astgen import allowlist, vllm
-from astgen.compiled import CompiledGraph, compile_graph
+from astgen.compiled import CompiledGraph, compile_graph, compile_lowered
 from astgen.errors import CodegenError
 from astgen.loader import load
 from astgen.lower import lower
 from astgen.passes import run_passes
 from astgen.testing import recipe as recipes
 from astgen.testing.oracles import (
+    Liveness,
     Probe,
     difference,
     expected_liveness,
@@ -79,12 +80,30 @@ class PropertyFailure(AssertionError):
         super().__init__(f"[{target} {check}] {summary}" + (f"\n{detail}" if detail else ""))
 
 
-def check_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
-    """At each submodule call, the tensors alive are exactly those a later node still reads (`oracles.Liveness`)."""
-    expected = expected_liveness(gm, args)
+def check_liveness(
+    gm: torch.fx.GraphModule,
+    args: Sequence[Any],
+    compiled: CompiledGraph | None = None,
+    expected: Liveness | None = None,
+) -> None:
+    """At each submodule call, the tensors alive are exactly those a later node still reads (`oracles.Liveness`).
+
+    `compiled` is astgen's compile of `gm` where the caller has one, and
+    `expected` the oracle's `expected_liveness(gm, args)`: each is made
+    here otherwise.
+    """
+    if expected is None:
+        expected = expected_liveness(gm, args)
     probe = Probe()
+    # astgen calls a hook-free GraphModule piece through its `forward`,
+    # past `nn.Module.__call__`: with the probe's hooks on, such a graph binds
+    # other callables, so it is compiled under them. Any other piece is bound
+    # as the module itself, whose hooks run whenever it is called.
+    fresh = compiled is None or any(isinstance(module, torch.fx.GraphModule) for module in submodules(gm).values())
     with probing_modules(gm, probe):
-        compiled = compile_graph(gm)
+        if fresh:
+            compiled = compile_graph(gm)
+        assert compiled is not None
         compiled.fn(*args)
     if probe.order != list(range(len(expected.calls))):
         raise PropertyFailure(
@@ -137,22 +156,55 @@ def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequ
 
 def check_roundtrip(compiled: CompiledGraph) -> None:
     source = compiled.source
-    if ast.dump(ast.parse(source)) != ast.dump(compiled.tree):
+    # The tree parsed back from the text is the truth about each line: where
+    # the two trees are equal, a statement's lineno is its line if it equals
+    # the parsed statement's, on one line.
+    parsed = ast.parse(source)
+    if _trees_differ(compiled.tree, parsed):
         raise PropertyFailure("roundtrip", "unparse -> parse changes the tree", source)
-    lines = source.splitlines()
     *prelude, definition = compiled.tree.body
-    for statement in prelude:
-        if lines[statement.lineno - 1] != ast.unparse(statement):
+    *parsed_prelude, parsed_definition = parsed.body
+    for statement, truth in zip(prelude, parsed_prelude, strict=True):
+        if statement.lineno != truth.lineno or truth.end_lineno != truth.lineno:
             raise PropertyFailure("roundtrip", "a prelude statement's lineno is not its line", source)
-    if not lines[definition.lineno - 1].startswith("def "):
+    if definition.lineno != parsed_definition.lineno:
         raise PropertyFailure("roundtrip", "the def's lineno is not its line", source)
-    for index, statement in enumerate(definition.body):  # type: ignore[attr-defined]
-        text = ast.unparse(statement)
-        if statement.lineno != definition.lineno + 1 + index or lines[statement.lineno - 1].strip() != text:
+    body = zip(definition.body, parsed_definition.body, strict=True)  # type: ignore[attr-defined]
+    for index, (statement, truth) in enumerate(body):
+        if (
+            statement.lineno != definition.lineno + 1 + index
+            or statement.lineno != truth.lineno
+            or truth.end_lineno != truth.lineno
+        ):
+            text = ast.unparse(statement)
             raise PropertyFailure("roundtrip", "a statement's lineno is not its line", f"{text!r}\n{source}")
         for node in ast.walk(statement):
             if getattr(node, "lineno", statement.lineno) != statement.lineno:
-                raise PropertyFailure("roundtrip", "a node's lineno differs from its statement's", text)
+                raise PropertyFailure(
+                    "roundtrip", "a node's lineno differs from its statement's", ast.unparse(statement)
+                )
+
+
+def _trees_differ(a: Any, b: Any) -> bool:
+    """Whether `ast.dump` would tell the two apart: node types, fields, and other values by repr.
+
+    A walk instead of comparing two dumps, which build a string of each whole tree.
+    """
+    stack = [(a, b)]
+    while stack:
+        a, b = stack.pop()
+        if isinstance(a, ast.AST):
+            if type(a) is not type(b):
+                return True
+            stack.extend((getattr(a, name, None), getattr(b, name, None)) for name in a._fields)
+        elif isinstance(a, list):
+            if not isinstance(b, list) or len(a) != len(b):
+                return True
+            stack.extend(zip(a, b, strict=True))
+        elif type(a) is not type(b) or repr(a) != repr(b):
+            # By repr, as `ast.dump` compares: -0.0 is not 0.0, and nan is nan.
+            return True
+    return False
 
 
 def check_deterministic(compiled: CompiledGraph, gm: torch.fx.GraphModule, rebuild: Callable[[], Any] | None) -> None:
@@ -172,8 +224,12 @@ def _explode(module: Any, args: Any) -> None:
     raise _Planted(type(module).__name__)
 
 
-def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
-    """Make each submodule raise in turn: the first call to it must be the line the traceback shows."""
+def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any], compiled: CompiledGraph | None = None) -> None:
+    """Make each submodule raise in turn: the first call to it must be the line the traceback shows.
+
+    `compiled`, astgen's compile of `gm` where the caller has one, is called
+    as it is where the raising module is bound as itself (see `check_liveness`).
+    """
     modules = submodules(gm)
     first_calls: dict[int, tuple[torch.nn.Module, torch.fx.Node]] = {}
     for node in gm.graph.nodes:
@@ -182,18 +238,20 @@ def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
             first_calls.setdefault(id(module), (module, node))
     for module, node in first_calls.values():
         with hooked([module], pre=_explode):
-            compiled = compile_graph(gm)
+            raising = compiled
+            if raising is None or isinstance(module, torch.fx.GraphModule):
+                raising = compile_graph(gm)
             try:
-                compiled(*args)
+                raising(*args)
             except _Planted as error:
                 caught = error
             else:
                 raise PropertyFailure("traceback", "an exception raised in a submodule vanished", node.name)
-        frames = [frame for frame in traceback.extract_tb(caught.__traceback__) if frame.filename == compiled.filename]
+        frames = [frame for frame in traceback.extract_tb(caught.__traceback__) if frame.filename == raising.filename]
         if len(frames) != 1 or frames[0].lineno is None:
             raise PropertyFailure("traceback", "the generated frame is not in the traceback", repr(frames))
-        line = compiled.source.splitlines()[frames[0].lineno - 1].strip()
-        origin = compiled.generated.origin_of_line(frames[0].lineno)
+        line = raising.source.splitlines()[frames[0].lineno - 1].strip()
+        origin = raising.generated.origin_of_line(frames[0].lineno)
         if origin is None or origin.node != node.name:
             raise PropertyFailure("traceback", "the raising line is not the submodule's call", f"{line}\n{origin}")
         if frames[0].line != line or line not in "".join(traceback.format_exception(caught)):
@@ -265,13 +323,19 @@ def check_graph(
     if unknown:
         raise ValueError(f"unknown checks: {', '.join(sorted(unknown))}")
     recipes.clear_payload_canary()
-    expected = torch.fx.Interpreter(gm).run(*args)
+    # The liveness oracle's interpreter run gives the expected result too: one run serves both.
+    liveness = expected_liveness(gm, args) if "liveness" in wanted else None
+    expected = liveness.result if liveness is not None else torch.fx.Interpreter(gm).run(*args)
     seen: dict[str, Any] = {}
+    # One lowering serves the verifier and the compile every check shares:
+    # the IR is frozen, so the passes that verify it cannot change it.
+    with _stage("verifier" if "verifier" in wanted else "compile"):
+        lowered = lower(gm)
     with _stage("verifier"):
         if "verifier" in wanted:
-            run_passes(lower(gm).function, check=True)
+            run_passes(lowered.function, check=True)
     with _stage("compile"):
-        compiled = compile_graph(gm)
+        compiled = compile_lowered(lowered)
     if "interpreter" in wanted or "graphmodule" in wanted:
         try:
             actual = seen["result"] = compiled(*args)
@@ -286,8 +350,8 @@ def check_graph(
         ("statements", lambda: check_statements(compiled)),
         ("roundtrip", lambda: check_roundtrip(compiled)),
         ("deterministic", lambda: check_deterministic(compiled, gm, rebuild)),
-        ("liveness", lambda: check_liveness(gm, args)),
-        ("traceback", lambda: check_traceback(gm, args)),
+        ("liveness", lambda: check_liveness(gm, args, compiled, liveness)),
+        ("traceback", lambda: check_traceback(gm, args, compiled)),
         ("vllm", lambda: check_vllm(gm, args, expected)),
         ("artifact", lambda: check_artifact(compiled, gm, args, expected)),
     ]

@@ -246,6 +246,8 @@ class Liveness:
     calls: list[torch.fx.Node]
     labels: dict[torch.fx.Node, frozenset[Label]]
     choices: dict[torch.fx.Node, tuple[int | None, ...]]
+    #: What the interpreter run returned: `Interpreter(gm).run(*args)`, so a caller needs no second run.
+    result: Any = None
 
     def needed(self, call: int, unpacked: Mapping[torch.fx.Node, int]) -> set[Label]:
         position = {node: index for index, node in enumerate(self.nodes)}
@@ -320,7 +322,7 @@ class Liveness:
 def expected_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> Liveness:
     """The liveness a correct run of `gm` on `args` has, from an interpreter run and the graph's uses."""
     labelling = _Labelling(gm, Probe())
-    labelling.run(*args)
+    result = labelling.run(*args)
     nodes = list(gm.graph.nodes)
     position = {node: index for index, node in enumerate(nodes)}
     choices: dict[torch.fx.Node, tuple[int | None, ...]] = {}
@@ -328,4 +330,4 @@ def expected_liveness(gm: torch.fx.GraphModule, args: Sequence[Any]) -> Liveness
         getitems = sorted((user for user in node.users if _is_getitem(user)), key=position.__getitem__)
         if getitems and isinstance(labelling.values.get(node), (tuple, list)):
             choices[node] = (None, position[node], position[getitems[0]])
-    return Liveness(nodes, list(gm.graph.find_nodes(op="call_module")), labelling.labels, choices)
+    return Liveness(nodes, list(gm.graph.find_nodes(op="call_module")), labelling.labels, choices, result)
