@@ -68,10 +68,8 @@ GRAPHS: dict[str, Callable[[], torch.fx.GraphModule]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GRAPHS))
-def test_golden_source(name: str) -> None:
-    actual = astgen.compile_graph(GRAPHS[name](), cache=False).source
-    path = GOLDEN / f"{name}.py"
+def compare_golden(path: pathlib.Path, actual: str, what: str) -> None:
+    """Fail with a unified diff where `actual` differs from the golden file (rewritten when updating)."""
     if UPDATE:
         path.write_text(actual)
     expected = path.read_text()
@@ -80,11 +78,16 @@ def test_golden_source(name: str) -> None:
             difflib.unified_diff(
                 expected.splitlines(keepends=True),
                 actual.splitlines(keepends=True),
-                fromfile=f"tests/golden/{name}.py (expected)",
-                tofile=f"{name} (generated)",
+                fromfile=f"tests/golden/{path.name} (expected)",
+                tofile=f"{path.stem} ({what})",
             )
         )
-        pytest.fail(f"generated source differs from tests/golden/{name}.py:\n{diff}", pytrace=False)
+        pytest.fail(f"{what} text differs from tests/golden/{path.name}:\n{diff}", pytrace=False)
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_golden_source(name: str) -> None:
+    compare_golden(GOLDEN / f"{name}.py", astgen.compile_graph(GRAPHS[name](), cache=False).source, "generated")
 
 
 def test_hand_built_graph_runs_like_the_interpreter() -> None:

@@ -9,31 +9,16 @@ Rewrite them, when intended, as the golden sources are rewritten:
 
 from __future__ import annotations
 
-import difflib
-
 import pytest
 
 import astgen
-from tests.test_golden import GOLDEN, GRAPHS, UPDATE
+from tests.test_golden import GOLDEN, GRAPHS, compare_golden
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_golden_ir(name: str) -> None:
-    actual = astgen.format_function(astgen.compile_graph(GRAPHS[name](), cache=False).ir) + "\n"
-    path = GOLDEN / f"{name}.ir"
-    if UPDATE:
-        path.write_text(actual)
-    expected = path.read_text()
-    if actual != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                expected.splitlines(keepends=True),
-                actual.splitlines(keepends=True),
-                fromfile=f"tests/golden/{name}.ir (expected)",
-                tofile=f"{name} (printed)",
-            )
-        )
-        pytest.fail(f"IR text differs from tests/golden/{name}.ir:\n{diff}", pytrace=False)
+    printed = astgen.format_function(astgen.compile_graph(GRAPHS[name](), cache=False).ir) + "\n"
+    compare_golden(GOLDEN / f"{name}.ir", printed, "printed IR")
 
 
 def test_every_golden_ir_file_has_a_graph() -> None:
