@@ -313,7 +313,11 @@ class CompiledGraph:
         return f"<CompiledGraph {self.ir.name} {self.filename}>"
 
 
-def compile_lowered(lowered: Lowered, *, cache: bool = True) -> CompiledGraph:
+def compile_lowered(lowered: Lowered, *, cache: bool = True, check: bool = False) -> CompiledGraph:
+    if check:
+        # The verifier after lowering and after every pass: what the tests
+        # run. It costs about 60% of a cold compile, so it is a flag.
+        run_passes(lowered.function, check=True)
     generated = code_cache.get(lowered.function) if cache else generate(lowered.function)
     trace.generated(generated)
     with trace.timed("astgen.bind"):
@@ -327,6 +331,7 @@ def compile_graph(
     cache: bool = True,
     name: str = "forward",
     inline: bool = False,
+    check: bool = False,
 ) -> CompiledGraph:
     """Compile `gm`'s graph into a plain Python function.
 
@@ -339,8 +344,13 @@ def compile_graph(
     Off by default, because a piece is a live object: calling it sees a
     later `recompile()` or hook, a spliced copy of its graph does not.
 
+    With `check=True` the IR is verified after lowering and after every pass,
+    and a broken invariant (an astgen bug) raises `astgen.VerifyError` where
+    it broke. Off by default: the tests and fuzz campaigns run with it on, and
+    it costs more than half a cold compile again.
+
     Raises `astgen.CodegenError` for a graph it cannot compile.
     """
     with trace.timed("astgen.lower"):
         lowered = lower(gm, submodules, name=name, inline=inline)
-    return compile_lowered(lowered, cache=cache)
+    return compile_lowered(lowered, cache=cache, check=check)

@@ -443,3 +443,19 @@ def test_pytree_graph_split_at_attention_matches_interpreter() -> None:
     for length in (2, 5, 9):
         tokens = torch.randint(0, 64, (1, length))
         assert_same(compiled(tokens), interpret(gm, tokens))
+
+
+def test_check_verifies_the_ir_after_every_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A broken pass: deletes the first parameter before anything reads it.
+    def delete_too_early(function: astgen.ir.Function) -> astgen.ir.Function:
+        early = astgen.ir.Delete((function.params[0].value,))
+        return astgen.ir.Function(function.name, function.params, (early, *function.body), function.globals)
+
+    monkeypatch.setattr(astgen.passes, "PASSES", (*astgen.passes.PASSES, delete_too_early))
+    gm = examples.toy()
+    with pytest.raises(astgen.VerifyError, match="deleted"):
+        astgen.compile_graph(gm, cache=False, check=True)
+    # Without the flag nothing checks: the broken function compiles.
+    broken = astgen.compile_graph(gm, cache=False)
+    with pytest.raises(UnboundLocalError):
+        broken.fn(torch.ones(2, 4), torch.ones(2, 4))
