@@ -61,7 +61,7 @@ def _key(code: str, entry: str | None) -> str:
 
 def _verify(code: str, entry: str | None, filename: str) -> Verified:
     if not isinstance(code, str):
-        raise CodegenError(f"code text must be a str, not {type(code).__name__}")
+        raise TypeError(f"code text must be a str, not {type(code).__name__}")
     try:
         tree = ast.parse(code, filename=filename)
     except SyntaxError as error:

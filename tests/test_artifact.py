@@ -254,3 +254,9 @@ def test_a_traceback_shows_the_loaded_line() -> None:
     with pytest.raises(TypeError) as raised:
         fn(1)
     assert "return len(y)" in "".join(traceback.format_exception(raised.value))
+
+
+def test_code_text_that_is_no_str_is_a_type_error() -> None:
+    # Caller misuse, not a refusal of the text.
+    with pytest.raises(TypeError, match="must be a str"):
+        astgen.load((b"def f(x):\n    return x\n", [], []))  # type: ignore[arg-type]
