@@ -486,6 +486,8 @@ class _Lowering:
             return False
         if len(node.args) > len(placeholders) or not set(node.kwargs) <= {p.target for p in placeholders}:
             return False
+        if any(p.target in node.kwargs for p in placeholders[: len(node.args)]):
+            return False  # one argument given twice: the call raises, as it must
         bound: dict[torch.fx.Node, ir.Operand] = {}
         for index, placeholder in enumerate(placeholders):
             if index < len(node.args):

@@ -260,3 +260,13 @@ def test_code_text_that_is_no_str_is_a_type_error() -> None:
     # Caller misuse, not a refusal of the text.
     with pytest.raises(TypeError, match="must be a str"):
         astgen.load((b"def f(x):\n    return x\n", [], []))  # type: ignore[arg-type]
+
+
+def test_an_argument_given_twice_is_not_spliced_away() -> None:
+    # `piece(x, x=y)` raises TypeError when called; a splice must not pick one of the two.
+    inner = build(lambda g: g.call_function(operator.neg, (g.placeholder("x"),)))
+    gm = build(lambda g: g.call_module("inner", (g.placeholder("a"),), {"x": g.placeholder("b")}), inner=inner)
+    with pytest.raises(TypeError):
+        interpret(gm, 1, 2)
+    with pytest.raises(TypeError):
+        astgen.compile_graph(gm, inline=True)(1, 2)
