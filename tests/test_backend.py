@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -80,15 +80,8 @@ def encoder(layers: int = 2, dim: int = 16, activation: Any = "relu") -> nn.Tran
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False).eval()
 
 
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    # Dynamo caches by code object: without a reset, models of the same class
-    # from earlier tests count towards the recompile limit, and the local
-    # profile of earlier runs would decide which sizes start dynamic.
-    torch._dynamo.reset()
-    with torch._dynamo.config.patch(automatic_dynamic_local_pgo=False):
-        yield
-    torch._dynamo.reset()
+# A fresh Dynamo for every test: see `fresh_dynamo` in tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")
 
 
 def recording(calls: list[tuple[torch.fx.GraphModule, list[Any]]]) -> Callable[..., Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,14 +24,8 @@ from astgen.piecewise import Backend
 VOCAB = 100
 
 
-@pytest.fixture(autouse=True)
-def fresh_dynamo() -> Iterator[None]:
-    # Dynamo caches by code object: the same model class compiled by an
-    # earlier test would count towards the recompile limit.
-    torch._dynamo.reset()
-    with torch._dynamo.config.patch(automatic_dynamic_local_pgo=False):
-        yield
-    torch._dynamo.reset()
+# A fresh Dynamo for every test: see `fresh_dynamo` in tests/conftest.py.
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")
 
 
 def llama(**overrides: Any) -> Any:
