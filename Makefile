@@ -27,8 +27,13 @@ lint: $(STAMP)
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
+# The unit suite runs in a random order (pytest-randomly), so a test that
+# depends on another's leftovers fails at once; the seed is printed first,
+# and `make unit TEST_SEED=N` replays that order.
+TEST_SEED ?= $(shell $(PYTHON) -c 'import random; print(random.randrange(1 << 32))')
 unit: $(STAMP) redis-server
-	$(PY) -m pytest -n 2 tests
+	@echo "unit tests in random order, seed $(TEST_SEED) (replay: make unit TEST_SEED=$(TEST_SEED))"
+	$(PY) -m pytest -n 2 -p randomly --randomly-seed=$(TEST_SEED) tests
 
 # Bounded and derandomized: the "ci" Hypothesis profile in property_tests/conftest.py.
 property: $(STAMP)

@@ -31,6 +31,7 @@ import torch.fx
 
 from astgen import importable, ir, trace
 from astgen.emit import definition, prelude
+from astgen.errors import CodegenError
 from astgen.ir import Function
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
@@ -82,7 +83,8 @@ class GeneratedCode:
         tree = self.tree
         with self._lock:
             if self._source is None:
-                self._source = ast.unparse(tree) + "\n"
+                with ir.too_deep_is_an_error(self.function, "render the source of"):
+                    self._source = ast.unparse(tree) + "\n"
             return self._source
 
     def origin_of_line(self, lineno: int) -> ir.Origin | None:
@@ -142,7 +144,15 @@ def run_module(
 def _source_loader(reference: weakref.ref[GeneratedCode]) -> Callable[[], str | None]:
     def load() -> str | None:
         generated = reference()
-        return None if generated is None else generated.source
+        if generated is None:
+            return None
+        try:
+            return generated.source
+        except CodegenError:
+            # Called while a traceback is printed or a note is made: a
+            # source too deep to render shows no line, and the graph's own
+            # exception goes on.
+            return None
 
     return load
 
@@ -317,8 +327,10 @@ def compile_lowered(lowered: Lowered, *, cache: bool = True, check: bool = False
     if check:
         # The verifier after lowering and after every pass: what the tests
         # run. It costs about 60% of a cold compile, so it is a flag.
-        run_passes(lowered.function, check=True)
-    generated = code_cache.get(lowered.function) if cache else generate(lowered.function)
+        with ir.too_deep_is_an_error(lowered.function, "verify"):
+            run_passes(lowered.function, check=True)
+    with ir.too_deep_is_an_error(lowered.function, "compile"):
+        generated = code_cache.get(lowered.function) if cache else generate(lowered.function)
     trace.generated(generated)
     with trace.timed("astgen.bind"):
         return CompiledGraph(generated, lowered.bindings)

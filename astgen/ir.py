@@ -12,13 +12,14 @@ every pass must keep; `format_function` prints the IR one instruction a line.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, assert_never
 
-from astgen.errors import VerifyError
+from astgen.errors import CodegenError, VerifyError
 
 # ---------------------------------------------------------------- types
 
@@ -655,6 +656,49 @@ def operand_leaves(operand: Operand) -> Iterator[Value | Const | Global | Builti
         yield operand.value
     else:
         yield operand
+
+
+def nesting(instruction: Instruction) -> int:
+    """How deeply the instruction's operands nest (tuples in lists in dicts ...).
+
+    Counted with a stack of its own, not by recursion: it names the culprit
+    when recursing over a deep operand (hashing, emitting, unparsing,
+    compiling) has already run out of stack.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(operand, 1) for operand in instruction.operands]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, (TupleOf, ListOf, NamedTupleOf)):
+            stack.extend((child, depth + 1) for child in item.items)
+        elif isinstance(item, DictOf):
+            stack.extend((child, depth + 1) for pair in item.items for child in pair)
+        elif isinstance(item, SliceOf):
+            stack.extend((child, depth + 1) for child in (item.start, item.stop, item.step))
+    return deepest
+
+
+@contextlib.contextmanager
+def too_deep_is_an_error(function: Function | None, doing: str) -> Iterator[None]:
+    """A `RecursionError` or `MemoryError` inside becomes a `CodegenError` naming the node to blame.
+
+    Hashing, emitting, compiling and unparsing all recurse over operands, so
+    each can run out of stack on a graph that lowering (under a higher
+    recursion limit, as Dynamo sets) accepted. The culprit is the
+    instruction whose operands nest deepest, found without recursing.
+    """
+    try:
+        yield
+    except (RecursionError, MemoryError) as error:
+        culprit = None if function is None else max(function.body, key=nesting, default=None)
+        origin = None if culprit is None else culprit.origin
+        deepest = "" if culprit is None else f"; the deepest arguments nest {nesting(culprit)} levels"
+        raise CodegenError(
+            f"cannot {doing} this graph: {type(error).__name__}{deepest}",
+            node=None if origin is None else origin.node,
+            source_line=None if origin is None else origin.source_line,
+        ) from None
 
 
 def operand_values(operand: Operand) -> Iterator[Value]:

@@ -46,6 +46,11 @@ _TENSOR_TYPES: dict[tuple[torch.dtype, torch.Size], ir.TensorType] = {}
 _TUPLE_TYPES: dict[tuple[int, ...], ir.TupleType] = {}
 _MAX_INTERNED = 4096
 
+# How deeply an argument's tuples, lists, dicts and slices may nest. Python's
+# parser reads at most 200 nested brackets, and astgen's text must parse
+# back to the tree it compiled; a tracer makes a few levels, never a hundred.
+MAX_NESTING = 100
+
 
 def value_type(meta_value: object) -> ir.Type:
     """The IR type of an FX example value (`node.meta['val']` or `['example_value']`)."""
@@ -179,6 +184,7 @@ class _Lowering:
         self.inlined_output: ir.Operand | None = None
         self.env: dict[torch.fx.Node, ir.Operand] = {}
         self.int_consts: dict[int, ir.Const | None] = {}
+        self.nesting = 0
         # Calls whose every user reads one position of the tuple they return,
         # by the reading node: see `unpack_reads`.
         self.readers: dict[torch.fx.Node, tuple[_Unpacked, int]] = {}
@@ -250,6 +256,18 @@ class _Lowering:
                 return const
         elif is_exact_literal(argument):
             return ir.Const(argument)
+        if isinstance(argument, (tuple, list, dict, slice)):
+            self.nesting += 1
+            try:
+                if self.nesting > MAX_NESTING:
+                    raise self.error(f"arguments nest more than {MAX_NESTING} levels deep")
+                return self.container(argument)
+            finally:
+                self.nesting -= 1
+        return self.reference(argument)
+
+    def container(self, argument: tuple[object, ...] | list[object] | dict[object, object] | slice) -> ir.Operand:
+        """A tuple, list, dict or slice argument, its items lowered by `operand`."""
         if isinstance(argument, tuple):
             items = tuple(self.operand(item) for item in argument)
             if hasattr(argument, "_fields"):
@@ -259,9 +277,7 @@ class _Lowering:
             return ir.ListOf(tuple(self.operand(item) for item in argument))
         if isinstance(argument, dict):
             return ir.DictOf(tuple((self.operand(key), self.operand(value)) for key, value in argument.items()))
-        if isinstance(argument, slice):
-            return ir.SliceOf(self.operand(argument.start), self.operand(argument.stop), self.operand(argument.step))
-        return self.reference(argument)
+        return ir.SliceOf(self.operand(argument.start), self.operand(argument.stop), self.operand(argument.step))
 
     def reference(self, obj: object) -> ir.Global | ir.Builtin:
         """A builtin the loader accepts by its own name; anything else bound by reference."""

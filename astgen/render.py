@@ -62,7 +62,12 @@ def to_source(
     if isinstance(tree, CompiledGraph):
         function = tree.ir
         tree = tree.tree
-    render = _renderer(renderer)
+    unguarded = _renderer(renderer)
+
+    def render(node: ast.AST) -> str:
+        with ir.too_deep_is_an_error(function, "render the source of"):
+            return unguarded(node)
+
     if not annotate:
         return render(tree) + "\n"
     if function is None:

@@ -36,6 +36,7 @@ from torch._logging import trace_structured
 from torch._logging._internal import trace_log
 
 from astgen import ir
+from astgen.errors import CodegenError
 from astgen.split import selector
 
 if TYPE_CHECKING:
@@ -89,9 +90,23 @@ def _artifact(name: str, payload: Callable[[], str]) -> None:
 
 
 def generated(code: GeneratedCode) -> None:
-    """Log the source and IR of `code`; rendered only if tracing is on."""
-    _artifact(SOURCE, lambda: code.source)
-    _artifact(IR, lambda: ir.format_function(code.function))
+    """Log the source and IR of `code`; rendered only if tracing is on.
+
+    Tracing never changes what compiles: a graph whose source cannot be
+    rendered (`CodegenError` from nesting too deep) compiles as it would
+    untraced, and its artifacts are left out with a warning.
+    """
+    if not tracing():
+        return
+    try:
+        source = code.source
+        with ir.too_deep_is_an_error(code.function, "format the IR of"):
+            text = ir.format_function(code.function)
+    except CodegenError as error:
+        log.warning("astgen: no trace artifacts for %s: %s", code.filename, error)
+        return
+    _artifact(SOURCE, lambda: source)
+    _artifact(IR, lambda: text)
 
 
 def loaded(text: object) -> None:

@@ -329,17 +329,56 @@ def test_saved_failures_survive_replays_and_campaigns_on_fixed_code(tmp_path: Pa
 # ---------------------------------------------------------------- the deadline
 
 
-def test_seconds_is_the_whole_run_start_up_and_shutdown_included(tmp_path: Path) -> None:
-    # Long enough that start-up fits inside it on a loaded machine (importing
-    # torch in two workers took 8 s at a load of 6), short enough that
-    # counting from the end of start-up, as before, overshoots by seconds.
-    seconds = 15
-    begun = time.monotonic()
+def test_the_cli_counts_seconds_from_the_process_start() -> None:
+    # `run_cli` hands `main` the process's own start, as /proc tells it, so
+    # the interpreter's start and torch's import count towards --seconds. A
+    # lower bound only: a loaded machine can make the age larger, never smaller.
     result = python(
-        "-m", "astgen.fuzz", "--seconds", str(seconds), "--workers", "2", "--db", "none",
-        "--checks", "verifier", "--out", str(tmp_path),
+        "-c", "import time; time.sleep(1.0); from astgen.testing.campaign import _process_age; print(_process_age())"
     )  # fmt: skip
-    took = time.monotonic() - begun
-    assert " graphs in " in result.stdout, result.stdout + result.stderr
-    # Python's own start (about a tenth of a second before /proc counts it) is the margin.
-    assert took <= seconds + 0.5, f"--seconds {seconds} ran {took:.1f}s"
+    assert float(result.stdout) >= 1.0, result.stdout + result.stderr
+
+
+def test_a_start_up_that_took_all_the_seconds_checks_no_graph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--seconds", "5", "--workers", "1", "--db", "none", "--checks", "verifier", "--out", str(tmp_path)]
+    campaign_module.main(argv, started=time.monotonic() - 6)
+    captured = capsys.readouterr()
+    assert "no graph checked" in captured.err
+    assert "astgen.fuzz: 0 graphs in " in captured.out
+
+
+class _Clock:
+    """A `time` module whose clock moves a fixed step at every reading: the campaign's time, not the machine's."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 1000.0
+        self.step = step
+        self.readings: list[float] = []
+
+    def monotonic(self) -> float:
+        self.now += self.step
+        self.readings.append(self.now)
+        return self.now
+
+
+def test_the_campaign_stops_within_its_seconds_by_its_own_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With an injected clock the run is exact whatever the machine's load:
+    # started 2 s before the campaign was called (start-up), given 5 s, it
+    # checks graphs and never reads its clock past the 5 s it was given.
+    clock = _Clock(step=0.01)
+    monkeypatch.setattr(campaign_module, "time", clock)
+    started = clock.monotonic() - 2.0
+    seconds = 5.0
+    campaign_module.campaign(
+        seconds=seconds, max_examples=None, workers=1, database=None, out=tmp_path, checks=["verifier"],
+        started=started,
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    checked = int(captured.out.split("astgen.fuzz: ", 1)[1].split(" graphs", 1)[0])
+    assert checked > 0, captured.out + captured.err
+    # The last reading is the report's; every reading of the run is before the end.
+    assert max(clock.readings) <= started + seconds, (max(clock.readings) - started, captured.out)

@@ -5,6 +5,9 @@ Each case is one finding; each failed before its fix.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import logging
 import operator
 import sys
 import traceback
@@ -165,6 +168,107 @@ def test_hostile_graphs_compile_or_are_a_codegen_error(make: Any, works: bool) -
     else:
         with pytest.raises(CodegenError, match="node"):
             astgen.compile_graph(gm)
+
+
+@pytest.fixture
+def recursion_limit() -> Iterator[Any]:
+    limit = sys.getrecursionlimit()
+    yield sys.setrecursionlimit
+    sys.setrecursionlimit(limit)
+
+
+@pytest.fixture
+def trace_handler() -> Iterator[Any]:
+    from torch._logging._internal import trace_log
+
+    handler = logging.NullHandler()
+    level = trace_log.level
+
+    def on() -> None:
+        trace_log.addHandler(handler)
+        trace_log.setLevel(logging.DEBUG)
+
+    yield on
+    trace_log.removeHandler(handler)
+    trace_log.setLevel(level)
+
+
+def _eq_nested(depth: int) -> torch.fx.GraphModule:
+    return build_raw(lambda g: g.output(g.call_function(operator.eq, (g.placeholder("x"), _nested(depth)))))
+
+
+@pytest.mark.parametrize("limit", [1000, 2000, 5000])
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+def test_arguments_nesting_past_what_python_parses_are_refused_under_any_recursion_limit(
+    limit: int, traced: bool, recursion_limit: Any, trace_handler: Any
+) -> None:
+    # Under Dynamo's higher recursion limit lowering once accepted 500
+    # levels, and then hashing, emitting, unparsing (also for a trace) raised
+    # a raw RecursionError, or the text did not parse back ("too many nested
+    # parentheses"). Lowering now refuses what Python cannot read back.
+    recursion_limit(limit)
+    if traced:
+        trace_handler()
+    with pytest.raises(CodegenError, match="nest more than 100 levels") as raised:
+        astgen.compile_graph(_eq_nested(500), cache=False)
+    assert raised.value.node is not None and "eq" in raised.value.node
+    compiled = astgen.compile_graph(_eq_nested(100), cache=False)
+    assert compiled(1) == interpret(_eq_nested(100), 1)
+    assert ast.dump(ast.parse(compiled.source)) == ast.dump(compiled.tree)
+
+
+def _with_stack_left(frames: int, run: Any) -> Any:
+    """`run()` with only `frames` Python frames to spare: as deep as recursing over an argument needs."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + frames)
+    try:
+        return run()
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize("stage", ["compile", "source", "annotated", "trace", "traceback"])
+def test_running_out_of_stack_after_lowering_is_a_codegen_error_naming_the_node(
+    stage: str, trace_handler: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    gm = _eq_nested(90)
+    lowered = astgen.lower(gm)
+    if stage == "compile":
+        from astgen.compiled import compile_lowered
+
+        with pytest.raises(CodegenError, match="RecursionError") as raised:
+            _with_stack_left(40, lambda: compile_lowered(lowered, cache=False))
+        assert raised.value.node is not None and "eq" in raised.value.node
+        return
+    compiled = astgen.compile_graph(gm, cache=False)
+    if stage == "source":
+        with pytest.raises(CodegenError, match="RecursionError") as raised:
+            _with_stack_left(40, lambda: compiled.source)
+        assert raised.value.node is not None and "eq" in raised.value.node
+    elif stage == "annotated":
+        with pytest.raises(CodegenError, match="RecursionError"):
+            _with_stack_left(40, lambda: astgen.to_source(compiled, annotate=True))
+    elif stage == "trace":
+        # Tracing never changes what compiles: the source is left out of the trace, with a warning.
+        from astgen import trace
+
+        trace_handler()
+        with caplog.at_level(logging.WARNING, logger="astgen"):
+            _with_stack_left(40, lambda: trace.generated(compiled.generated))
+        assert "no trace artifacts" in caplog.text
+    else:
+        # The note on a graph's own exception reads the generated line; with
+        # no stack to render it, the exception still comes out unchanged.
+        broken = astgen.compile_graph(_eq_nested(90), cache=False)
+        with pytest.raises(TypeError):
+            _with_stack_left(40, lambda: broken(object.__new__(_RaisingEq)))
+    # With the stack back, the same graph renders and parses back.
+    assert ast.dump(ast.parse(compiled.source)) == ast.dump(compiled.tree)
+
+
+class _RaisingEq:
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("no comparison")
 
 
 def test_a_long_int_under_a_lowered_digit_limit() -> None:

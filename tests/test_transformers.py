@@ -130,9 +130,11 @@ def test_training_step_gradients_match_eager_with_aot_eager_pieces() -> None:
     assert [called_pieces(stitching) for stitching in backend.compiled] == [SPLIT_TWO_LAYERS]
 
 
-def test_generate_through_compile_config() -> None:
+def test_generate_through_compile_config(monkeypatch: pytest.MonkeyPatch) -> None:
     # transformers deep-copies the CompileConfig, backend included, and passes
     # mode="reduce-overhead": the backend must survive both.
+    # generate() sets TOKENIZERS_PARALLELISM=0 for the process when it compiles: scoped to this test.
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "0")
     model = llama()
     ids = tokens(1, 6)
     expected = model.generate(ids, max_new_tokens=5, do_sample=False, cache_implementation="static")
