@@ -30,7 +30,9 @@ redis-server:
 # The unit suite runs in a random order (pytest-randomly), so a test that
 # depends on another's leftovers fails at once; the seed is printed first,
 # and `make unit TEST_SEED=N` replays that order.
-TEST_SEED ?= $(shell $(PYTHON) -c 'import random; print(random.randrange(1 << 32))')
+ifndef TEST_SEED
+TEST_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(1 << 32))')
+endif
 unit: $(STAMP) redis-server
 	@echo "unit tests in random order, seed $(TEST_SEED) (replay: make unit TEST_SEED=$(TEST_SEED))"
 	$(PY) -m pytest -n 2 -p randomly --randomly-seed=$(TEST_SEED) tests
