@@ -15,6 +15,7 @@ The module is `astgen.piecewise`: `astgen.backend` is the factory function.
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 import threading
@@ -87,7 +88,7 @@ def _run_recording(stitching: torch.fx.GraphModule, example_inputs: Sequence[obj
     return recorded
 
 
-def _compiler(piece_backend: PieceBackend) -> CompilerFn:
+def _compiler(piece_backend: PieceBackend, inductor_config: Mapping[str, Any]) -> CompilerFn:
     if not isinstance(piece_backend, str):
         return piece_backend
     # Imported here: torch._dynamo takes a second to import, and `import
@@ -96,12 +97,38 @@ def _compiler(piece_backend: PieceBackend) -> CompilerFn:
     from torch._dynamo.exc import InvalidBackend
 
     try:
-        return lookup_backend(piece_backend)
+        compiler = lookup_backend(piece_backend)
     except InvalidBackend:
         raise ValueError(
             f"piece_backend {piece_backend!r} is not a registered torch.compile backend "
             "(torch._dynamo.list_backends() names them)"
         ) from None
+    if not inductor_config:
+        return compiler
+    # As torch.compile hands `mode` and `options` to its inductor backend: config patches for each piece.
+    inductor: Callable[..., Any] = compiler  # inductor's backend takes config patches besides (gm, inputs)
+    return functools.partial(inductor, config_patches=dict(inductor_config))
+
+
+def _inductor_config(mode: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The inductor config patches that `mode` and the inductor keys of `options` stand for."""
+    import torch._inductor
+
+    config: dict[str, Any] = {}
+    if mode is not None and mode != "default":
+        modes = torch._inductor.list_mode_options()
+        if mode not in modes:
+            raise ValueError(f"unknown mode {mode!r}; torch.compile's modes are {sorted(modes)}")
+        config.update(torch._inductor.list_mode_options(mode))
+    known = set(torch._inductor.list_options())
+    unknown = sorted(key for key in options if key.replace("-", "_") not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown astgen backend options {unknown}; known: {list(OPTIONS)} "
+            "and, for inductor pieces, the options torch._inductor.list_options() names"
+        )
+    config.update((key.replace("-", "_"), value) for key, value in options.items())
+    return config
 
 
 def _check(split_at: SplitAt, piece_backend: PieceBackend) -> None:
@@ -165,9 +192,11 @@ class Backend:
     graph it ever made. `sources` is their Python source.
 
     `torch.compile(..., options=...)` overrides `split_at` and `piece_backend`
-    for one `torch.compile` call. `mode` is accepted and not used, as torch's
-    `eager` and `aot_eager` backends do: pieces are compiled with the piece
-    backend's defaults.
+    for one `torch.compile` call; its other keys are inductor options
+    (`torch._inductor.list_options()`), which inductor pieces are compiled
+    with, as is `torch.compile`'s `mode`. Other piece backends take neither:
+    inductor options are refused for them, and `mode` is accepted and not
+    used, as torch's `eager` and `aot_eager` backends do.
 
     A copy (`copy.copy`, `copy.deepcopy`) has the same settings and no graphs.
     """
@@ -194,24 +223,37 @@ class Backend:
         return [compiled.source for compiled in self.compiled]
 
     def compile(
-        self, gm: torch.fx.GraphModule, example_inputs: Sequence[object], *, options: Mapping[str, Any] | None = None
+        self,
+        gm: torch.fx.GraphModule,
+        example_inputs: Sequence[object],
+        *,
+        mode: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> CompiledGraph:
         """Split `gm`, compile its pieces and stitch them: the `CompiledGraph` of the stitching graph.
 
-        It stays in `compiled` while its `.fn` is alive.
+        `mode` and `options` are `torch.compile`'s (see the class). The graph
+        stays in `compiled` while its `.fn` is alive.
         """
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown astgen backend options {unknown}; known: {list(OPTIONS)}")
-        split_at = options.get("split_at", self.split_at)
-        piece_backend = options.get("piece_backend", self.piece_backend)
+        split_at = options.pop("split_at", self.split_at)
+        piece_backend = options.pop("piece_backend", self.piece_backend)
         _check(split_at, piece_backend)
+        if piece_backend == "inductor":
+            inductor_config = _inductor_config(mode, options)
+        elif options:
+            raise ValueError(
+                f"unknown astgen backend options {sorted(options)}; known: {list(OPTIONS)}, "
+                f"and inductor options for piece_backend 'inductor', not {piece_backend!r}"
+            )
+        else:
+            inductor_config = {}
+            self._ignore(mode, piece_backend)
         with trace.timed("astgen.split"):
             split = split_graph(gm, split_at)
             _return_tuples(split)
         trace.split_done(gm, split, split_at, piece_backend)
-        compile_piece = _compiler(piece_backend)
+        compile_piece = _compiler(piece_backend, inductor_config)
         inputs = piece_inputs(split, example_inputs)
         compiled_pieces: dict[str, Callable[..., Any]] = {}
         with trace.timed("astgen.compile_pieces"):
@@ -233,13 +275,22 @@ class Backend:
         mode: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> Callable[..., Any]:
-        if mode is not None and mode != "default" and mode not in self._ignored_modes:
+        return self.compile(gm, example_inputs, mode=mode, options=options).fn
+
+    def _ignore(self, mode: str | None, piece_backend: PieceBackend) -> None:
+        """Say once per mode that a piece backend other than inductor does not use it."""
+        if mode is None or mode == "default":
+            return
+        with self._lock:
+            if mode in self._ignored_modes:
+                return
             self._ignored_modes.add(mode)
-            log.warning(
-                "the astgen backend ignores mode=%r, as torch's eager backend does: pieces get piece_backend's defaults",
-                mode,
-            )
-        return self.compile(gm, example_inputs, options=options).fn
+        log.warning(
+            "the astgen backend ignores mode=%r for piece_backend %r, as torch's eager backend does: "
+            "only inductor pieces take a mode",
+            mode,
+            piece_backend,
+        )
 
     def __copy__(self) -> Backend:
         return Backend(self.split_at, self.piece_backend)
