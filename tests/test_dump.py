@@ -39,6 +39,10 @@ def make_exported() -> torch.export.ExportedProgram:
     return torch.export.export(torch.nn.Linear(1, 1), (torch.randn(1, 1),))
 
 
+def make_exported_module() -> torch.fx.GraphModule:
+    return make_exported().module()
+
+
 def make_raising() -> torch.fx.GraphModule:
     raise RuntimeError("factory broke\nover two lines")
 
@@ -143,6 +147,14 @@ def test_annotate_names_each_node(capsys: pytest.CaptureFixture[str], name: str,
     compiled = astgen.compile_graph(example(name))
     origins = {i.origin.node for i in compiled.ir.body if getattr(i, "origin", None) is not None}  # type: ignore[union-attr]
     assert origins and origins <= commented
+
+
+def test_annotate_names_a_node_once_per_statement(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "tests.test_dump:make_exported_module", "--annotate")
+    # The return is the output processing's call and the return: both the output node's.
+    assert status == 0
+    assert out.splitlines()[-1].startswith("    return process_outputs(")
+    assert out.splitlines()[-1].endswith(")  # output")
 
 
 def test_annotate_shows_user_source_line(capsys: pytest.CaptureFixture[str]) -> None:
