@@ -25,9 +25,11 @@ from typing import Any, TypeAlias
 
 import torch
 import torch.fx
+from torch.fx._lazy_graph_module import _LazyGraphModule
 
 from astgen import trace
 from astgen.compiled import CompiledGraph, compile_graph
+from astgen.lower import fast_callable
 from astgen.split import ATTENTION_OPS, Split, SplitAt, selector, split_graph
 
 log = logging.getLogger("astgen")
@@ -129,6 +131,24 @@ def _inductor_config(mode: str | None, options: Mapping[str, Any]) -> dict[str, 
         )
     config.update((key.replace("-", "_"), value) for key, value in options.items())
     return config
+
+
+def _unwrapped(compiled_piece: Callable[..., Any]) -> Callable[..., Any]:
+    """What a piece backend returned, with a lazy GraphModule's stub `forward` replaced by the module's call.
+
+    The eager backend returns `gm.forward`, which for Dynamo's lazy modules is
+    bound before the module is compiled: the stub compiles it, then calls the
+    module through `nn.Module.__call__`, on every call. The stub does nothing
+    but call the module, so the module is bound instead, through
+    `fast_callable` (its generated `forward` when nothing else would run).
+    """
+    owner = getattr(compiled_piece, "__self__", None)
+    if (
+        isinstance(owner, _LazyGraphModule)
+        and getattr(compiled_piece, "__func__", None) is _LazyGraphModule._lazy_forward
+    ):
+        return fast_callable(owner)
+    return compiled_piece
 
 
 def _check(split_at: SplitAt, piece_backend: PieceBackend) -> None:
@@ -259,7 +279,10 @@ class Backend:
         with trace.timed("astgen.compile_pieces"):
             for name, piece in split.pieces.items():
                 # A splitting op runs as it is, in eager mode.
-                compiled_pieces[name] = piece if name in split.splitting else compile_piece(piece, inputs[name])
+                if name in split.splitting:
+                    compiled_pieces[name] = piece
+                else:
+                    compiled_pieces[name] = _unwrapped(compile_piece(piece, inputs[name]))
         compiled = compile_graph(split.stitching, compiled_pieces)
         trace.stitched(compiled, compiled_pieces)
         setattr(compiled.fn, _COMPILED_ATTRIBUTE, compiled)

@@ -13,6 +13,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._lazy_graph_module import _LazyGraphModule
 
 import astgen
 from astgen import ir
@@ -502,6 +503,30 @@ def test_inductor_options_and_modes_are_checked() -> None:
         Backend().compile(gm, [x], options={"piece_backend": "eager", "max_autotune": True})
     with pytest.raises(ValueError, match=r"unknown mode 'fastest'; torch.compile's modes are"):
         Backend().compile(gm, [x], mode="fastest")
+
+
+def test_eager_pieces_are_called_through_their_generated_forward() -> None:
+    # The eager backend returns each piece's bound `forward`: for Dynamo's
+    # lazy GraphModules a stub that calls the module through nn.Module.__call__.
+    backend = Backend(piece_backend="eager")
+    compiled = torch.compile(attend_twice, backend=backend)
+    x = torch.randn(1, 2, 4, 8)
+    torch.testing.assert_close(compiled(x), attend_twice(x))
+    (stitching,) = backend.compiled
+    pieces = [binding for binding in stitching.bindings if getattr(binding, "__self__", None) is not None]
+    assert len(pieces) == 5
+    assert all(type(piece.__self__).forward is piece.__func__ for piece in pieces)
+    assert not any(piece.__func__ is _LazyGraphModule._lazy_forward for piece in pieces)
+    # A call goes through no nn.Module.__call__: a hook added now sees none.
+    calls: list[str] = []
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: calls.append(type(module).__name__)
+    )
+    try:
+        torch.testing.assert_close(compiled(x), attend_twice(x))
+    finally:
+        handle.remove()
+    assert calls == []
 
 
 def test_a_copy_has_the_settings_and_no_graphs() -> None:
