@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit property fuzz bench clean redis-server
+.PHONY: demo test lint docs unit property fuzz bench clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ demo: $(STAMP)
 	$(PY) -m astgen.dump
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check astgen tests property_tests benchmarks
-	$(VENV)/bin/ruff format --check astgen tests property_tests benchmarks
+	$(VENV)/bin/ruff check astgen tests property_tests benchmarks scripts
+	$(VENV)/bin/ruff format --check astgen tests property_tests benchmarks scripts
 	$(VENV)/bin/mypy
+
+# The pages of docs/ (mkdocs.yml), into site/; strict: a broken link or reference fails.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 # tests/test_redis.py runs a real Redis server (Debian package redis-server);
 # CI runs as root on Debian, so a missing server is installed here.
@@ -41,7 +45,7 @@ unit: $(STAMP) redis-server
 property: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 property_tests
 
-test: lint unit property
+test: lint docs unit property
 
 # A campaign; failures become reproducer scripts in fuzz-out/ and stay saved in FUZZ_DB
 # (a directory, or redis://host:port to share them between machines), which
@@ -60,4 +64,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site *.egg-info .hypothesis .mypy_cache .ruff_cache

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 
 from astgen import importable, ir
-from astgen.errors import CodegenError
+from astgen.errors import CodegenError, a_or_an
 
 VLLM_SUBMODS = "__vllm_submods__"
 VLLM_CONSTS = "__vllm_consts__"
@@ -193,7 +193,7 @@ class _Function:
             if statement.value is not None:
                 self.expression(statement.value)
         else:
-            raise _refuse(statement, f"a function holds a {type(statement).__name__} statement")
+            raise _refuse(statement, f"a function holds {a_or_an(type(statement).__name__)} statement")
 
     # ------------------------------------------------------------ expressions
 
@@ -294,7 +294,7 @@ class _Function:
         elif isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr":
             self.getattr_call(func)
         else:
-            raise _refuse(func, f"a call of a {type(func).__name__}")
+            raise _refuse(func, f"a call of {a_or_an(type(func).__name__)}")
 
     def getattr_call(self, node: ast.Call) -> None:
         """`getattr(value, 'name')`: how astgen reads an attribute whose name is no identifier."""
@@ -366,7 +366,7 @@ class _Checker:
                 self.module_names.add(name)
                 definitions.append(statement)
             else:
-                raise _refuse(statement, f"a module holds a {type(statement).__name__} statement")
+                raise _refuse(statement, f"a module holds {a_or_an(type(statement).__name__)} statement")
         entries = [d for d in definitions if not _INLINED.fullmatch(d.name)]
         if self.wanted_entry is not None:
             entries = [d for d in entries if d.name == self.wanted_entry]

@@ -25,7 +25,7 @@ import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import torch.fx
 
@@ -250,6 +250,15 @@ class Artifact(NamedTuple):
     consts: tuple[object, ...]
 
 
+# The function is a code object bound to the very pieces and constants it
+# calls: neither pickles, and a deep copy would call copies of live modules.
+_NOT_COPIED = (
+    "a CompiledGraph cannot be {what}: its function is bound to the pieces and constants it calls; "
+    "store its .artifact() (code text, piece names, constants: a plain tuple) and rebuild the function "
+    "with astgen.load(artifact, pieces)"
+)
+
+
 class CompiledGraph:
     """A graph compiled to a Python function.
 
@@ -318,6 +327,17 @@ class CompiledGraph:
             # A class that makes `__notes__` something else (a tuple) refuses
             # notes: the piece's own exception goes on unchanged, without one.
             return
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(_NOT_COPIED.format(what="pickled"))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NoReturn:
+        raise TypeError(_NOT_COPIED.format(what="deep-copied"))
+
+    def __copy__(self) -> CompiledGraph:
+        # Nothing of it changes after it is made, so a shallow copy is itself,
+        # as `copy.copy` of a function is.
+        return self
 
     def __repr__(self) -> str:
         return f"<CompiledGraph {self.ir.name} {self.filename}>"

@@ -39,7 +39,7 @@ import torch.fx
 import astgen
 from astgen import examples
 from astgen.compiled import compile_graph
-from astgen.errors import EXIT_INTERNAL_ERROR, CodegenError, VerifyError
+from astgen.errors import EXIT_INTERNAL_ERROR, CodegenError, VerifyError, a_or_an, graph_module_hint
 from astgen.ir import format_function
 from astgen.render import RENDERERS, to_source
 from astgen.split import ATTENTION_OPS, SplitAt, Target, parse_target, split_graph
@@ -113,7 +113,9 @@ def load_factory_graph(target: str) -> torch.fx.GraphModule:
     except Exception as error:  # the factory is user code: report its failure, not our traceback
         raise UsageError(f"{target} raised {type(error).__name__}: {error}") from None
     if not isinstance(graph, torch.fx.GraphModule):
-        raise UsageError(f"{target} gave a {type(graph).__name__}, not a torch.fx.GraphModule")
+        raise UsageError(
+            f"{target} gave {a_or_an(type(graph).__name__)}, not a torch.fx.GraphModule{graph_module_hint(graph)}"
+        )
     return graph
 
 
@@ -311,8 +313,22 @@ def load_pickled_graph(path: Path, *, trust_pickle: bool) -> torch.fx.GraphModul
     except Exception as error:  # as for load_program
         raise UsageError(f"cannot unpickle {path}: {type(error).__name__}: {error}") from None
     if not isinstance(graph, torch.fx.GraphModule):
-        raise UsageError(f"{path} holds a {type(graph).__name__}, not a torch.fx.GraphModule")
+        raise UsageError(
+            f"{path} holds {a_or_an(type(graph).__name__)}, not a torch.fx.GraphModule{graph_module_hint(graph)}"
+        )
     return graph
+
+
+def _python_file_hint(target: str) -> str:
+    """What to write instead of a Python file's path: its module and a factory in it."""
+    path, _, factory = target.partition(":")
+    module = Path(path).with_suffix("")
+    parts = module.parts if not module.is_absolute() and ".." not in module.parts else (module.name,)
+    where = "" if len(parts) == len(module.parts) else f", run from {module.parent}"
+    return (
+        f"{path} is a Python file, not a target: name the function in it that returns the GraphModule, "
+        f"as module:factory (python -m astgen.dump {'.'.join(parts)}:{factory or 'make_graph'}{where})"
+    )
 
 
 def split_target(name: str) -> Target:
@@ -370,6 +386,8 @@ def load_graph(args: argparse.Namespace) -> torch.fx.GraphModule:
         gm = load_program(Path(target), trust_pickle=args.trust_pickle)
     elif target and target.endswith(PICKLE_SUFFIXES):
         gm = load_pickled_graph(Path(target), trust_pickle=args.trust_pickle)
+    elif target and target.partition(":")[0].endswith(".py"):
+        raise UsageError(_python_file_hint(target))
     elif target and ":" not in target and (os.sep in target or "/" in target or Path(target).is_file()):
         raise UsageError(
             f"{target} is a path, but not of a .pt2 file or a pickled GraphModule ({', '.join(PICKLE_SUFFIXES)})"

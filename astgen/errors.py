@@ -94,3 +94,25 @@ class VerifyError(CodegenError):
             source_line=None if origin is None else origin.source_line,
         )
         self.reason = message
+
+
+def a_or_an(word: str) -> str:
+    """`word` after its indefinite article, for messages that name a type: "an Import", "a Call"."""
+    return f"{'an' if word[:1].lower() in set('aeiou') else 'a'} {word}"
+
+
+def graph_module_hint(value: object) -> str:
+    """How to get a `torch.fx.GraphModule` from `value`, as the end of an error message; "" when there is no way."""
+    # Imported here, as in the annotations above: this module has no torch at import time.
+    import torch.export
+
+    if isinstance(value, torch.export.ExportedProgram):
+        return "; its .module() is the GraphModule it runs"
+    if isinstance(value, torch.nn.Module) and not isinstance(value, torch.fx.GraphModule):
+        return "; trace it to one first: torch.fx.symbolic_trace(module)"
+    return ""
+
+
+def not_a_graph_module(value: object) -> TypeError:
+    """The error for `value` given where a `torch.fx.GraphModule` is expected, naming the way to get one."""
+    return TypeError(f"expected a torch.fx.GraphModule, got {type(value).__name__}{graph_module_hint(value)}")

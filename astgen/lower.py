@@ -22,7 +22,7 @@ import torch.fx
 from torch.fx._lazy_graph_module import _LazyGraphModule
 
 from astgen import ir
-from astgen.errors import CodegenError, VerifyError, user_source_line
+from astgen.errors import CodegenError, VerifyError, not_a_graph_module, user_source_line
 from astgen.importable import is_safe_builtin, public_name
 from astgen.ir import is_exact_literal
 from astgen.names import Namespace, clean_name, is_identifier, piece_name
@@ -833,7 +833,7 @@ def lower(
     Raises `CodegenError` naming the node for anything that cannot be lowered.
     """
     if not isinstance(gm, torch.fx.GraphModule):
-        raise TypeError(f"expected a torch.fx.GraphModule, got {type(gm).__name__}")
+        raise not_a_graph_module(gm)
     if not is_identifier(name):
         raise ValueError(f"function name {name!r} is not a Python identifier")
     submodules = dict(submodules or {})

@@ -15,6 +15,7 @@ The module is `astgen.piecewise`: `astgen.backend` is the factory function.
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 import threading
@@ -24,9 +25,11 @@ from typing import Any, TypeAlias
 
 import torch
 import torch.fx
+from torch.fx._lazy_graph_module import _LazyGraphModule
 
 from astgen import trace
 from astgen.compiled import CompiledGraph, compile_graph
+from astgen.lower import fast_callable
 from astgen.split import ATTENTION_OPS, Split, SplitAt, selector, split_graph
 
 log = logging.getLogger("astgen")
@@ -87,7 +90,7 @@ def _run_recording(stitching: torch.fx.GraphModule, example_inputs: Sequence[obj
     return recorded
 
 
-def _compiler(piece_backend: PieceBackend) -> CompilerFn:
+def _compiler(piece_backend: PieceBackend, inductor_config: Mapping[str, Any]) -> CompilerFn:
     if not isinstance(piece_backend, str):
         return piece_backend
     # Imported here: torch._dynamo takes a second to import, and `import
@@ -96,12 +99,56 @@ def _compiler(piece_backend: PieceBackend) -> CompilerFn:
     from torch._dynamo.exc import InvalidBackend
 
     try:
-        return lookup_backend(piece_backend)
+        compiler = lookup_backend(piece_backend)
     except InvalidBackend:
         raise ValueError(
             f"piece_backend {piece_backend!r} is not a registered torch.compile backend "
             "(torch._dynamo.list_backends() names them)"
         ) from None
+    if not inductor_config:
+        return compiler
+    # As torch.compile hands `mode` and `options` to its inductor backend: config patches for each piece.
+    inductor: Callable[..., Any] = compiler  # inductor's backend takes config patches besides (gm, inputs)
+    return functools.partial(inductor, config_patches=dict(inductor_config))
+
+
+def _inductor_config(mode: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The inductor config patches that `mode` and the inductor keys of `options` stand for."""
+    import torch._inductor
+
+    config: dict[str, Any] = {}
+    if mode is not None and mode != "default":
+        modes = torch._inductor.list_mode_options()
+        if mode not in modes:
+            raise ValueError(f"unknown mode {mode!r}; torch.compile's modes are {sorted(modes)}")
+        config.update(torch._inductor.list_mode_options(mode))
+    known = set(torch._inductor.list_options())
+    unknown = sorted(key for key in options if key.replace("-", "_") not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown astgen backend options {unknown}; known: {list(OPTIONS)} "
+            "and, for inductor pieces, the options torch._inductor.list_options() names"
+        )
+    config.update((key.replace("-", "_"), value) for key, value in options.items())
+    return config
+
+
+def _unwrapped(compiled_piece: Callable[..., Any]) -> Callable[..., Any]:
+    """What a piece backend returned, with a lazy GraphModule's stub `forward` replaced by the module's call.
+
+    The eager backend returns `gm.forward`, which for Dynamo's lazy modules is
+    bound before the module is compiled: the stub compiles it, then calls the
+    module through `nn.Module.__call__`, on every call. The stub does nothing
+    but call the module, so the module is bound instead, through
+    `fast_callable` (its generated `forward` when nothing else would run).
+    """
+    owner = getattr(compiled_piece, "__self__", None)
+    if (
+        isinstance(owner, _LazyGraphModule)
+        and getattr(compiled_piece, "__func__", None) is _LazyGraphModule._lazy_forward
+    ):
+        return fast_callable(owner)
+    return compiled_piece
 
 
 def _check(split_at: SplitAt, piece_backend: PieceBackend) -> None:
@@ -165,9 +212,11 @@ class Backend:
     graph it ever made. `sources` is their Python source.
 
     `torch.compile(..., options=...)` overrides `split_at` and `piece_backend`
-    for one `torch.compile` call. `mode` is accepted and not used, as torch's
-    `eager` and `aot_eager` backends do: pieces are compiled with the piece
-    backend's defaults.
+    for one `torch.compile` call; its other keys are inductor options
+    (`torch._inductor.list_options()`), which inductor pieces are compiled
+    with, as is `torch.compile`'s `mode`. Other piece backends take neither:
+    inductor options are refused for them, and `mode` is accepted and not
+    used, as torch's `eager` and `aot_eager` backends do.
 
     A copy (`copy.copy`, `copy.deepcopy`) has the same settings and no graphs.
     """
@@ -194,30 +243,46 @@ class Backend:
         return [compiled.source for compiled in self.compiled]
 
     def compile(
-        self, gm: torch.fx.GraphModule, example_inputs: Sequence[object], *, options: Mapping[str, Any] | None = None
+        self,
+        gm: torch.fx.GraphModule,
+        example_inputs: Sequence[object],
+        *,
+        mode: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> CompiledGraph:
         """Split `gm`, compile its pieces and stitch them: the `CompiledGraph` of the stitching graph.
 
-        It stays in `compiled` while its `.fn` is alive.
+        `mode` and `options` are `torch.compile`'s (see the class). The graph
+        stays in `compiled` while its `.fn` is alive.
         """
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown astgen backend options {unknown}; known: {list(OPTIONS)}")
-        split_at = options.get("split_at", self.split_at)
-        piece_backend = options.get("piece_backend", self.piece_backend)
+        split_at = options.pop("split_at", self.split_at)
+        piece_backend = options.pop("piece_backend", self.piece_backend)
         _check(split_at, piece_backend)
+        if piece_backend == "inductor":
+            inductor_config = _inductor_config(mode, options)
+        elif options:
+            raise ValueError(
+                f"unknown astgen backend options {sorted(options)}; known: {list(OPTIONS)}, "
+                f"and inductor options for piece_backend 'inductor', not {piece_backend!r}"
+            )
+        else:
+            inductor_config = {}
+            self._ignore(mode, piece_backend)
         with trace.timed("astgen.split"):
             split = split_graph(gm, split_at)
             _return_tuples(split)
         trace.split_done(gm, split, split_at, piece_backend)
-        compile_piece = _compiler(piece_backend)
+        compile_piece = _compiler(piece_backend, inductor_config)
         inputs = piece_inputs(split, example_inputs)
         compiled_pieces: dict[str, Callable[..., Any]] = {}
         with trace.timed("astgen.compile_pieces"):
             for name, piece in split.pieces.items():
                 # A splitting op runs as it is, in eager mode.
-                compiled_pieces[name] = piece if name in split.splitting else compile_piece(piece, inputs[name])
+                if name in split.splitting:
+                    compiled_pieces[name] = piece
+                else:
+                    compiled_pieces[name] = _unwrapped(compile_piece(piece, inputs[name]))
         compiled = compile_graph(split.stitching, compiled_pieces)
         trace.stitched(compiled, compiled_pieces)
         setattr(compiled.fn, _COMPILED_ATTRIBUTE, compiled)
@@ -233,13 +298,22 @@ class Backend:
         mode: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> Callable[..., Any]:
-        if mode is not None and mode != "default" and mode not in self._ignored_modes:
+        return self.compile(gm, example_inputs, mode=mode, options=options).fn
+
+    def _ignore(self, mode: str | None, piece_backend: PieceBackend) -> None:
+        """Say once per mode that a piece backend other than inductor does not use it."""
+        if mode is None or mode == "default":
+            return
+        with self._lock:
+            if mode in self._ignored_modes:
+                return
             self._ignored_modes.add(mode)
-            log.warning(
-                "the astgen backend ignores mode=%r, as torch's eager backend does: pieces get piece_backend's defaults",
-                mode,
-            )
-        return self.compile(gm, example_inputs, options=options).fn
+        log.warning(
+            "the astgen backend ignores mode=%r for piece_backend %r, as torch's eager backend does: "
+            "only inductor pieces take a mode",
+            mode,
+            piece_backend,
+        )
 
     def __copy__(self) -> Backend:
         return Backend(self.split_at, self.piece_backend)

@@ -31,7 +31,9 @@ def _comment(instructions: Sequence[ir.Instruction]) -> str:
     origins = [instruction.origin for instruction in instructions if instruction.origin is not None]
     if not origins:
         return ""
-    text = ", ".join(origin.node for origin in origins)
+    # Several instructions of one statement may come from one node (an exported
+    # program's output is a call of its output processing and the return).
+    text = ", ".join(dict.fromkeys(origin.node for origin in origins))
     lines = [" ".join(origin.source_line.split()) for origin in origins if origin.source_line]
     if lines:
         text += " <- " + "; ".join(dict.fromkeys(lines))

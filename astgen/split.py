@@ -24,7 +24,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch.fx.passes.split_module import split_module
 
-from astgen.errors import CodegenError
+from astgen.errors import CodegenError, not_a_graph_module
 
 Target: TypeAlias = Any
 """An op a node can call: an `OpOverload`, an `OpOverloadPacket` (any of its
@@ -294,7 +294,7 @@ def split_graph(gm: torch.fx.GraphModule, split_at: SplitAt = ATTENTION_OPS) -> 
     that does not answer a bool.
     """
     if not isinstance(gm, torch.fx.GraphModule):
-        raise TypeError(f"expected a torch.fx.GraphModule, got {type(gm).__name__}")
+        raise not_a_graph_module(gm)
     is_splitting = selector(split_at)
     piece = 0
     piece_of: dict[torch.fx.Node, int] = {}

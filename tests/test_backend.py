@@ -13,6 +13,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._lazy_graph_module import _LazyGraphModule
 
 import astgen
 from astgen import ir
@@ -443,6 +444,89 @@ def test_mode_is_accepted_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
         torch.testing.assert_close(compiled_model(idx), model(idx))
     assert len(backend.compiled) == 1
     assert any("ignores mode='reduce-overhead'" in record.getMessage() for record in caplog.records)
+
+
+def attend_twice(x: torch.Tensor) -> torch.Tensor:
+    h = F.scaled_dot_product_attention(torch.relu(x), x, x)
+    return F.scaled_dot_product_attention(h * 2, h, h) - 1
+
+
+def recorded_inductor_config(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The config patches inductor compiles are given from now on (the compiles still run).
+
+    `compile_fx` calls itself again inside the patches, with none: only the
+    outer call, the one a backend makes, is recorded.
+    """
+    import torch._inductor.compile_fx
+
+    patches: list[dict[str, Any]] = []
+    compile_fx = torch._inductor.compile_fx.compile_fx
+
+    def recording_compile_fx(*args: Any, config_patches: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        if config_patches is not None:
+            patches.append(dict(config_patches))
+        return compile_fx(*args, config_patches=config_patches, **kwargs)
+
+    monkeypatch.setattr(torch._inductor.compile_fx, "compile_fx", recording_compile_fx)
+    return patches
+
+
+def test_mode_reaches_inductor_pieces(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    patches = recorded_inductor_config(monkeypatch)
+    backend = Backend()
+    compiled = torch.compile(attend_twice, backend=backend, mode="max-autotune-no-cudagraphs")
+    x = torch.randn(1, 2, 4, 8)
+    with caplog.at_level(logging.WARNING, logger="astgen"):
+        torch.testing.assert_close(compiled(x), attend_twice(x))
+    assert not [record for record in caplog.records if "ignores mode" in record.getMessage()]
+    # Three pieces around the two attentions, each compiled in the mode's config.
+    assert len(called_pieces(backend.compiled[0])) == 5
+    assert len(patches) == 3
+    assert all(patch == {"max_autotune": True, "coordinate_descent_tuning": True} for patch in patches)
+
+
+def test_inductor_options_reach_inductor_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    patches = recorded_inductor_config(monkeypatch)
+    options = {"split_at": {F.scaled_dot_product_attention}, "epilogue_fusion": False, "max-autotune": True}
+    compiled = torch.compile(attend_twice, backend=Backend(), options=options)
+    x = torch.randn(1, 2, 4, 8)
+    torch.testing.assert_close(compiled(x), attend_twice(x))
+    assert patches == [{"epilogue_fusion": False, "max_autotune": True}] * 3
+
+
+def test_inductor_options_and_modes_are_checked() -> None:
+    gm = torch.fx.symbolic_trace(nn.Linear(4, 4))
+    x = torch.randn(2, 4)
+    with pytest.raises(ValueError, match=r"unknown astgen backend options \['no_such_option'\].*list_options"):
+        Backend().compile(gm, [x], options={"no_such_option": 1})
+    with pytest.raises(ValueError, match=r"inductor options for piece_backend 'inductor', not 'eager'"):
+        Backend().compile(gm, [x], options={"piece_backend": "eager", "max_autotune": True})
+    with pytest.raises(ValueError, match=r"unknown mode 'fastest'; torch.compile's modes are"):
+        Backend().compile(gm, [x], mode="fastest")
+
+
+def test_eager_pieces_are_called_through_their_generated_forward() -> None:
+    # The eager backend returns each piece's bound `forward`: for Dynamo's
+    # lazy GraphModules a stub that calls the module through nn.Module.__call__.
+    backend = Backend(piece_backend="eager")
+    compiled = torch.compile(attend_twice, backend=backend)
+    x = torch.randn(1, 2, 4, 8)
+    torch.testing.assert_close(compiled(x), attend_twice(x))
+    (stitching,) = backend.compiled
+    pieces = [binding for binding in stitching.bindings if getattr(binding, "__self__", None) is not None]
+    assert len(pieces) == 5
+    assert all(type(piece.__self__).forward is piece.__func__ for piece in pieces)
+    assert not any(piece.__func__ is _LazyGraphModule._lazy_forward for piece in pieces)
+    # A call goes through no nn.Module.__call__: a hook added now sees none.
+    calls: list[str] = []
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: calls.append(type(module).__name__)
+    )
+    try:
+        torch.testing.assert_close(compiled(x), attend_twice(x))
+    finally:
+        handle.remove()
+    assert calls == []
 
 
 def test_a_copy_has_the_settings_and_no_graphs() -> None:

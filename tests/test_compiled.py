@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import inspect
 import linecache
 import math
 import operator
+import pickle
 import traceback
 import types
 import weakref
@@ -459,3 +461,20 @@ def test_check_verifies_the_ir_after_every_pass(monkeypatch: pytest.MonkeyPatch)
     broken = astgen.compile_graph(gm, cache=False)
     with pytest.raises(UnboundLocalError):
         broken.fn(torch.ones(2, 4), torch.ones(2, 4))
+
+
+# ---------------------------------------------------------------- pickling and copying
+
+
+def test_pickle_and_deepcopy_point_to_the_artifact() -> None:
+    gm = examples.toy()
+    compiled = astgen.compile_graph(gm)
+    for refuse, what in ((pickle.dumps, "pickled"), (copy.deepcopy, "deep-copied")):
+        with pytest.raises(TypeError, match=rf"cannot be {what}: .*\.artifact\(\).*astgen\.load"):
+            refuse(compiled)
+    assert copy.copy(compiled) is compiled
+    # What the message says to do instead works.
+    artifact = pickle.loads(pickle.dumps(compiled.artifact()))
+    fn = astgen.load(artifact, {name: gm.get_submodule(name) for name in artifact.piece_names})
+    x, y = torch.randn(2, 4), torch.randn(2, 4)
+    assert_same(fn(x, y), compiled(x, y))

@@ -35,6 +35,14 @@ def make_module() -> torch.nn.Module:
     return torch.nn.Linear(1, 1)
 
 
+def make_exported() -> torch.export.ExportedProgram:
+    return torch.export.export(torch.nn.Linear(1, 1), (torch.randn(1, 1),))
+
+
+def make_exported_module() -> torch.fx.GraphModule:
+    return make_exported().module()
+
+
 def make_raising() -> torch.fx.GraphModule:
     raise RuntimeError("factory broke\nover two lines")
 
@@ -141,6 +149,14 @@ def test_annotate_names_each_node(capsys: pytest.CaptureFixture[str], name: str,
     assert origins and origins <= commented
 
 
+def test_annotate_names_a_node_once_per_statement(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "tests.test_dump:make_exported_module", "--annotate")
+    # The return is the output processing's call and the return: both the output node's.
+    assert status == 0
+    assert out.splitlines()[-1].startswith("    return process_outputs(")
+    assert out.splitlines()[-1].endswith(")  # output")
+
+
 def test_annotate_shows_user_source_line(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "tests.test_dump:make_traced", "--annotate")
     assert status == 0
@@ -178,7 +194,8 @@ def assert_one_line_error(status: int, out: str, err: str, *fragments: str) -> N
         ("no_such_module_anywhere:make", "no_such_module_anywhere"),
         ("tests.test_dump:no_such_factory", "no_such_factory"),
         ("tests.test_dump:Namespace.missing", "Namespace.missing"),
-        ("tests.test_dump:make_module", "Linear"),
+        ("tests.test_dump:make_module", "gave a Linear, not a torch.fx.GraphModule; trace it to one first"),
+        ("tests.test_dump:make_exported", "gave an ExportedProgram, not a torch.fx.GraphModule; its .module() is"),
         ("tests.test_dump:NOT_CALLABLE", "int"),
         ("tests.test_dump", "package.module:factory"),
         ("tests.test_dump:", "package.module:factory"),
@@ -249,11 +266,20 @@ def test_source_options_with_another_format(
     assert_one_line_error(*run(capsys, "--example", "toy", *argv), fragment)
 
 
+def test_python_file_gets_the_target_to_write_instead(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_error(*run(capsys, "mymodel.py"), "mymodel.py is a Python file", "astgen.dump mymodel:make_graph")
+    assert_one_line_error(*run(capsys, "models/mymodel.py:build"), "astgen.dump models.mymodel:build")
+    assert_one_line_error(
+        *run(capsys, str(ROOT / "tests" / "test_dump.py") + ":make_toy"),
+        "astgen.dump test_dump:make_toy, run from " + str(ROOT / "tests"),
+    )
+
+
 def test_directory_and_other_paths(capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path) -> None:
     assert_one_line_error(*run(capsys, str(tmp_path)), "is a directory")
     (tmp_path / "model.pt2").mkdir()
     assert_one_line_error(*run(capsys, str(tmp_path / "model.pt2")), "is a directory")
-    assert_one_line_error(*run(capsys, str(ROOT / "tests" / "test_dump.py")), "not of a .pt2 file")
+    assert_one_line_error(*run(capsys, str(ROOT / "README.md")), "not of a .pt2 file")
     for suffix in (".pt", ".pkl"):
         # No such file is what is wrong, with or without --trust-pickle.
         assert_one_line_error(*run(capsys, str(tmp_path / f"missing{suffix}")), "no such file")

@@ -641,9 +641,18 @@ def test_codegen_error_is_no_assertion_name_or_syntax_error() -> None:
     assert not issubclass(CodegenError, (AssertionError, NameError, SyntaxError))
 
 
-def test_not_a_graph_module_is_type_error() -> None:
-    with pytest.raises(TypeError):
-        astgen.lower(torch.nn.Linear(1, 1))  # type: ignore[arg-type]
+def test_not_a_graph_module_is_type_error_naming_the_next_step() -> None:
+    linear = torch.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r"got Linear; trace it to one first: torch\.fx\.symbolic_trace"):
+        astgen.lower(linear)  # type: ignore[arg-type]
+    program = torch.export.export(linear, (torch.randn(1, 2),))
+    with pytest.raises(TypeError, match=r"got ExportedProgram; its \.module\(\) is the GraphModule it runs"):
+        astgen.compile_graph(program)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got int$"):
+        astgen.lower(3)  # type: ignore[arg-type]
+    # What each hint says works:
+    astgen.compile_graph(torch.fx.symbolic_trace(linear))
+    astgen.compile_graph(program.module())
 
 
 def test_unknown_submodules_name_rejected() -> None:

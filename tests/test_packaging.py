@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_version_is_the_one_in_pyproject() -> None:
 
 
 def test_license_file_matches_pyproject() -> None:
-    assert PROJECT["license"] == {"text": "Apache-2.0"}
+    assert PROJECT["license"] == "Apache-2.0" and PROJECT["license-files"] == ["LICENSE"]
     text = (ROOT / "LICENSE").read_text()
     assert text.lstrip().startswith("Apache License\n") and "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
@@ -52,7 +53,7 @@ def test_python_dash_m_astgen_version_and_bad_arguments(capsys: pytest.CaptureFi
     assert len(err.splitlines()) == 1 and "python -m astgen" in err
 
 
-def test_wheel_ships_py_typed_and_license(tmp_path: Path) -> None:
+def test_wheel_ships_py_typed_license_and_metadata(tmp_path: Path) -> None:
     # Built from a copy, as in test_backend_wheel: no build/ or egg-info in the shared tree.
     source = tmp_path / "source"
     source.mkdir()
@@ -60,12 +61,25 @@ def test_wheel_ships_py_typed_and_license(tmp_path: Path) -> None:
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "astgen", source / "astgen", ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+    # Verbose, so the build backend's warnings are in the output.
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--verbose", "--no-deps", "--no-build-isolation", "--no-index",
          "--wheel-dir", str(wheels), str(source)],
-        cwd=tmp_path, capture_output=True, timeout=300, check=True,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
+    assert "adding license file 'LICENSE'" in build.stdout + build.stderr
+    assert "DeprecationWarning" not in build.stdout + build.stderr
     (wheel,) = wheels.glob("astgen-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
     assert "astgen/py.typed" in names
-    assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith(".dist-info/LICENSE") for name in names)
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    (metadata_name,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+    metadata = email.message_from_bytes(archive.read(metadata_name))
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert metadata.get_all("Classifier") == PROJECT["classifiers"]
+    assert "Typing :: Typed" in PROJECT["classifiers"]
+    assert metadata["Summary"] == PROJECT["description"]
+    assert metadata["Requires-Python"] == ">=3.11"
+    assert sorted(metadata.get_all("Provides-Extra")) == ["dev", "docs", "fuzz", "test"]

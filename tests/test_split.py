@@ -157,7 +157,7 @@ def test_predicate_answering_no_bool_names_the_node() -> None:
 
 
 def test_not_a_graph_module() -> None:
-    with pytest.raises(TypeError, match="GraphModule"):
+    with pytest.raises(TypeError, match="GraphModule, got TwoAttentions; trace it to one first"):
         split_graph(TwoAttentions(), ATTENTION_OPS)  # type: ignore[arg-type]
 
 

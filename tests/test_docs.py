@@ -1,0 +1,64 @@
+"""README.md and every docs/ page: the code blocks run as written, and each output shown is what its code prints.
+
+One test a page: the page's Python blocks run in order as one script in a
+fresh directory, then its console commands, and every output block not
+marked as recorded must equal what was printed (`scripts/docs_outputs.py`
+holds the conventions, and rewrites the outputs). The benchmark tables are
+checked against `benchmarks/results/`, which `make bench` writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks import gpu_llama, run
+from scripts import docs_outputs
+
+PAGES = docs_outputs.pages()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_page_blocks_run_and_print_what_is_shown(page: Path) -> None:
+    differences = docs_outputs.check_or_rewrite(page, rewrite=False)
+    assert not differences, "\n".join(
+        f"{page.name} block {found.block}:\n--- shown\n{found.shown}--- printed\n{found.printed}"
+        for found in differences
+    )
+
+
+def test_every_page_is_in_the_site_navigation() -> None:
+    navigation = (docs_outputs.ROOT / "mkdocs.yml").read_text()
+    assert sorted(page.name for page in PAGES if page.parent.name == "docs") == sorted(
+        re.findall(r":\s*(\S+\.md)$", navigation, re.M)
+    )
+
+
+def test_a_changed_output_is_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```python\nprint(6 * 7)\n```\n\n```text\n41\n```\n\n```console\n$ python -c 'print(1)'\n2\n```\n")
+    found = docs_outputs.check_or_rewrite(page, rewrite=False)
+    assert [(difference.block, difference.printed) for difference in found] == [
+        (1, "42\n"),
+        (2, "$ python -c 'print(1)'\n1\n"),
+    ]
+    docs_outputs.check_or_rewrite(page, rewrite=True)
+    assert docs_outputs.check_or_rewrite(page, rewrite=False) == []
+
+
+def test_benchmark_numbers_are_the_committed_results() -> None:
+    committed = set((run.RESULTS / "bench.txt").read_text().splitlines())
+    gpu = json.loads((run.RESULTS / "gpu_llama_h100.json").read_text())
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        gpu_llama.report(gpu)
+    committed |= set(printed.getvalue().splitlines())
+    page = (docs_outputs.ROOT / "docs" / "benchmarks.md").read_text().splitlines()
+    measured = [line for line in page if re.match(r"^(\| ?[\d.,]|\| [A-Za-z].*\d|PASS |MISS |INFO )", line)]
+    assert len(measured) > 40
+    assert [line for line in measured if line not in committed] == []
