@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 # The pages of docs/ (mkdocs.yml), into site/; strict: a broken link or reference fails.
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	$(VENV)/bin/mkdocs build --strict
 
 # tests/test_redis.py runs a real Redis server (Debian package redis-server);
 # CI runs as root on Debian, so a missing server is installed here.

@@ -13,7 +13,9 @@ A page's fenced blocks, in order:
 A line `<!-- recorded: WHY -->` just before an output or console block marks
 output that differs from run to run (timings, campaigns): `python -m
 scripts.docs_outputs` writes it afresh, the check leaves it alone. A line
-`<!-- not run: WHY -->` before a block leaves it out of both.
+`<!-- not run: WHY -->` before a block leaves it out of both, and
+`<!-- file: NAME -->` before a block writes it to the file NAME for the
+console commands, instead of running it.
 
     python -m scripts.docs_outputs            # run every page, rewrite every output block in place
     python -m scripts.docs_outputs --check    # run every page, list each output that differs (exit 1)
@@ -37,7 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(
-    r"^(?P<marker><!-- (?P<kind>recorded|not run): [^\n]*-->\n)?```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.S | re.M
+    r"^(?:<!-- (?P<kind>recorded|not run|file): (?P<note>[^\n]*?) -->\n)?```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$",
+    re.S | re.M,
 )
 # What separates the output of one Python block from the next in the page's script's stdout.
 BLOCK_SEPARATOR = "\x00astgen-docs-block\x00"
@@ -52,10 +55,11 @@ class Block:
     start: int
     end: int
     marker: str | None
+    note: str | None
 
     @property
     def runs(self) -> bool:
-        return self.marker != "not run"
+        return self.marker not in ("not run", "file")
 
     @property
     def checked(self) -> bool:
@@ -68,7 +72,7 @@ def pages() -> list[Path]:
 
 def blocks(text: str) -> list[Block]:
     return [
-        Block(match["lang"], match["body"], match.start("body"), match.end("body"), match["kind"])
+        Block(match["lang"], match["body"], match.start("body"), match.end("body"), match["kind"], match["note"])
         for match in FENCE.finditer(text)
     ]
 
@@ -90,6 +94,9 @@ def environment() -> dict[str, str]:
 
 def run_python(page_blocks: list[Block], workdir: Path) -> dict[int, str]:
     """Run the page's Python blocks in order, in one namespace; what each printed, by block index."""
+    for block in page_blocks:
+        if block.marker == "file" and block.note is not None:
+            (workdir / block.note).write_text(block.body)
     indices = [index for index, block in enumerate(page_blocks) if block.lang == "python" and block.runs]
     if not indices:
         return {}

@@ -62,3 +62,10 @@ def test_benchmark_numbers_are_the_committed_results() -> None:
     measured = [line for line in page if re.match(r"^(\| ?[\d.,]|\| [A-Za-z].*\d|PASS |MISS |INFO )", line)]
     assert len(measured) > 40
     assert [line for line in measured if line not in committed] == []
+
+
+def test_payload_counts_are_the_suites() -> None:
+    from tests.test_allowlist import PAYLOADS
+
+    for page in (docs_outputs.ROOT / "README.md", docs_outputs.ROOT / "docs" / "loading.md"):
+        assert re.findall(r"(\d+) payloads", page.read_text()) == [str(len(PAYLOADS))], page.name
