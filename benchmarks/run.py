@@ -91,7 +91,7 @@ def print_vllm033(section: dict[str, Any]) -> None:
         print(section["source"])
         return
     print(f"Generator: {section['source']}. Ratios: median of per-round ratios (range in brackets).\n")
-    print("Cold generate+compile (`generate_execution_code`, then `compile_execution_fn`; median ms):\n")
+    print("Cold generate+compile (`generate_execution_code`, then `compile_execution_fn`; median ms of CPU time):\n")
     print("| shape | FX nodes | " + " | ".join(codegen.VLLM_CONTENDERS) + " | astgen / vLLM 0.33 |")
     print("|---|---:|" + "---:|" * (len(codegen.VLLM_CONTENDERS) + 1))
     for row in section["cold"]:
