@@ -60,7 +60,7 @@ fuzz: $(STAMP)
 	$(PY) -m astgen.fuzz --seconds $(FUZZ_SECONDS) --workers $(FUZZ_WORKERS) --db $(FUZZ_DB) --out fuzz-out \
 		$(foreach target,$(FUZZ_TARGETS),--target $(target))
 
-bench: $(STAMP)
+bench: $(STAMP) $(VLLM_STAMP)
 	$(PY) -m benchmarks.run
 
 clean:

@@ -11,7 +11,9 @@ The same text and tables are a compiled graph's portable form (`Artifact`):
 `astgen.load` binds them the same way in any process.
 
 Each compiled tree gets a unique file name whose source `linecache` loads
-lazily from `ast.unparse`, so tracebacks and pdb show the generated lines.
+lazily from `render.unparse` (`ast.unparse`'s text, written faster), so
+tracebacks and pdb show the generated lines. The tree is compiled when the
+function is first bound: text alone (vLLM's contract) never compiles it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from astgen.errors import CodegenError
 from astgen.ir import Function
 from astgen.lower import Lowered, lower
 from astgen.passes import run_passes
+from astgen.render import unparse
 
 _CACHE_SIZE = 256
 _file_numbers = itertools.count()
@@ -50,18 +53,9 @@ class GeneratedCode:
         self._tree = tree if isinstance(tree, ast.Module) else None
         definition = tree.body[-1] if isinstance(tree, ast.Module) else tree
         self.filename = f"<astgen:{function.name}>.{next(_file_numbers)}"
-        # Only the `def` is compiled: `bind` puts each global in the namespace
-        # itself, which is what the prelude's assignments would do, so
-        # building, compiling and running them (a third of the statements of
-        # a stitching module) buys nothing. The def's nodes carry their lines
-        # in the whole module, so tracebacks still match `source`.
-        with trace.timed("astgen.compile"):
-            self.module_code = compile(
-                ast.Module(body=[definition], type_ignores=[]), self.filename, "exec", dont_inherit=True
-            )
-        self.code = function_code(self.module_code)
         self.def_line = definition.lineno
         self._definition = definition
+        self._compiled_code: tuple[types.CodeType, types.CodeType] | None = None
         self._source: str | None = None
         self._lock = threading.Lock()
         # Lazy entry: `linecache` calls the loader only when a traceback or
@@ -69,6 +63,32 @@ class GeneratedCode:
         # goes when the last function bound to this code does.
         linecache.cache[self.filename] = (_source_loader(weakref.ref(self)),)
         weakref.finalize(self, linecache.cache.pop, self.filename, None)
+
+    def _compiled(self) -> tuple[types.CodeType, types.CodeType]:
+        """The module's code and the function's, compiled on first use: code that is
+        only wanted as text (vLLM's `generate_execution_code`) is never compiled."""
+        with self._lock:
+            if self._compiled_code is None:
+                # Only the `def` is compiled: `bind` puts each global in the
+                # namespace itself, which is what the prelude's assignments would
+                # do, so building, compiling and running them (a third of the
+                # statements of a stitching module) buys nothing. The def's nodes
+                # carry their lines in the whole module, so tracebacks still
+                # match `source`.
+                with trace.timed("astgen.compile"), ir.too_deep_is_an_error(self.function, "compile"):
+                    module = ast.Module(body=[self._definition], type_ignores=[])
+                    module_code = compile(module, self.filename, "exec", dont_inherit=True)
+                self._compiled_code = (module_code, function_code(module_code))
+            return self._compiled_code
+
+    @property
+    def module_code(self) -> types.CodeType:
+        return self._compiled()[0]
+
+    @property
+    def code(self) -> types.CodeType:
+        """The generated function's code object."""
+        return self._compiled()[1]
 
     @property
     def tree(self) -> ast.Module:
@@ -84,7 +104,7 @@ class GeneratedCode:
         with self._lock:
             if self._source is None:
                 with ir.too_deep_is_an_error(self.function, "render the source of"):
-                    self._source = ast.unparse(tree) + "\n"
+                    self._source = unparse(tree) + "\n"
             return self._source
 
     def origin_of_line(self, lineno: int) -> ir.Origin | None:

@@ -363,19 +363,21 @@ def prelude(function: ir.Function, const_index: dict[int, int] | None = None) ->
     for root in roots:
         line = _Builder(len(statements) + 1)
         statements.append(line.at(ast.Import(names=[line.at(ast.alias(name=root))])))
+    # One builder, moved from line to line, as in `definition`: a text has a prelude line per piece.
+    line = _Builder(len(statements) + 1)
     for g in function.globals:
-        line = _Builder(len(statements) + 1)
         if g.path is not None:
             root, *attributes = g.path.split(".")
             value: ast.expr = line.name(root)
             for attribute in attributes:
-                value = line.at(ast.Attribute(value=value, attr=attribute, ctx=_LOAD))
+                value = line.node(ast.Attribute, value=value, attr=attribute, ctx=_LOAD)
         else:
             table, index = (
                 (ir.PIECES_TABLE, piece_of[g.slot]) if g.piece is not None else (ir.CONSTS_TABLE, const_of[g.slot])
             )
-            value = line.at(ast.Subscript(value=line.name(table), slice=line.const(index), ctx=_LOAD))
+            value = line.node(ast.Subscript, value=line.name(table), slice=line.const(index), ctx=_LOAD)
         statements.append(line.assign(line.name(g.name, _STORE), value))
+        line.line += 1
     return statements
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -802,6 +803,35 @@ def runs_its_graph(module: object) -> bool:
     return False
 
 
+def python_call(obj: object) -> types.FunctionType | None:
+    """The plain Python function that `obj(...)` runs, as `function(obj, ...)`; None where there is none.
+
+    Python finds `__call__` on the type, never on the instance, walking the
+    type's MRO the way this does (no `__getattr__` or `__getattribute__`
+    takes part, and an instance attribute `__call__` is not seen), and calls a
+    plain function found there with the object first. That function bound to
+    the object is the same call without the type's slot lookup and argument
+    tuple per call. None, so the object is called as itself, for:
+
+    - `nn.Module`s: a `GraphModule` that only runs its graph is bound to its
+      `forward` (`fast_callable`); any other module is called as a module,
+      which torch's own tracing treats as one;
+    - classes: calling one constructs an instance;
+    - a `__call__` that is no plain function (a `staticmethod`,
+      `classmethod`, `functools.partialmethod`, a callable object or any other
+      descriptor), whose binding is the descriptor's own affair;
+    - callables whose type is written in C (functions, builtins, bound
+      methods, `functools.partial`): their call is already direct.
+    """
+    if isinstance(obj, (torch.nn.Module, type)):
+        return None
+    for klass in type(obj).__mro__:
+        found = klass.__dict__.get("__call__")
+        if found is not None:
+            return found if type(found) is types.FunctionType else None
+    return None
+
+
 def fast_callable(module: Any) -> Any:
     """What the generated code calls for a submodule.
 
@@ -809,10 +839,16 @@ def fast_callable(module: Any) -> Any:
     generated `forward`, skipping `nn.Module.__call__`'s hook checks. A lazy
     one (Dynamo's and `split_module`'s `_LazyGraphModule`) is compiled first:
     its stub `forward` would go back through `__call__` on every call.
-    Anything else is called as it is, exactly as the interpreter calls it.
+    An instance of a class whose `__call__` is a plain Python function (vLLM's
+    `PiecewiseBackend`) is called through that function bound to it, which is
+    what calling it runs (see `python_call`). Both bindings are made once,
+    like a `get_attr`'s: a `recompile()` or a new `__call__` on the class later
+    is not seen. Anything else is called as it is, exactly as the interpreter
+    calls it.
     """
     if not runs_its_graph(module):
-        return module
+        call = python_call(module)
+        return module if call is None else types.MethodType(call, module)
     if isinstance(module, _LazyGraphModule):
         module.real_recompile()
     return module.forward

@@ -85,13 +85,23 @@ class Namespace:
     def __init__(self, reserved: Iterable[str] = ()) -> None:
         self.taken: set[str] = set(reserved)
         self.given: set[str] = set()
+        # Per base, the first suffix `fresh` has not yet found taken: every
+        # name before it stays taken (only `release` frees one, and it forgets
+        # these), so a base asked for again does not test them again. Without
+        # it the n-th `max_1` of n spliced pieces tested n names.
+        self.next_suffix: dict[str, int] = {}
 
     def fresh(self, base: str) -> str:
         """`base`, or `base_1`, `base_2`, ...: the first that is not taken; now given."""
-        name, suffix = base, 1
         taken = self.taken
+        suffix = self.next_suffix.get(base)
+        if suffix is None:
+            name, suffix = base, 1
+        else:
+            name, suffix = f"{base}_{suffix}", suffix + 1
         while name in taken:
             name, suffix = f"{base}_{suffix}", suffix + 1
+        self.next_suffix[base] = suffix
         taken.add(name)
         self.given.add(name)
         return name
@@ -114,3 +124,4 @@ class Namespace:
         """Unreserve `name` if it was never given, so `fresh(name)` may give it."""
         if name not in self.given:
             self.taken.discard(name)
+            self.next_suffix.clear()

@@ -34,6 +34,10 @@ def unpack_tuples(function: ir.Function) -> ir.Function:
     first read was. Positions nobody reads get a value of their own, which
     `insert_deletes` releases at once.
     """
+    # Lowering unpacks most tuples itself (`lower.unpack_reads`): where it left
+    # no read by index, the use counts below would be taken for nothing.
+    if not any([type(item) is ir.GetItem and type(item.container) is ir.Value for item in function.body]):
+        return function
     reads: dict[str, list[int]] = {}
     defined_by: dict[str, tuple[int, ir.CallModule | ir.CallFunction | ir.CallMethod]] = {}
     # Uses of each value besides its reads by `GetItem` (a key's included):

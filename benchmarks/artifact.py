@@ -5,6 +5,8 @@ callable, with the graph gone:
 
 - vLLM's path: `exec` of its code text and a `functools.partial` binding the
   pieces (the seed generator's text, which vLLM's loader runs the same way);
+- vLLM 0.33: its own `compile_execution_fn` on the text its own
+  `generate_execution_code` wrote (`benchmarks.vllm033`), when it is installed;
 - astgen warm load: `astgen.load` with the checked code object in the code
   cache directory, as a later process finds it (the in-memory cache is
   emptied before every load, so each one reads and unmarshals the file);
@@ -21,6 +23,7 @@ from __future__ import annotations
 import builtins
 import os
 import tempfile
+import types
 from typing import Any
 
 import torch
@@ -31,6 +34,7 @@ from astgen import loader
 from benchmarks import graphs, string_baseline, timing
 
 VLLM = "vLLM path (exec + partial)"
+VLLM033 = "vLLM 0.33 compile_execution_fn"
 WARM = "astgen load, disk cache (later process)"
 MEMORY = "astgen load, memory cache (same process)"
 COLD = "astgen load, cold (parse + check + compile)"
@@ -43,14 +47,17 @@ CALL_CONTENDERS = (CALLED, INLINED)
 CALL_LAYERS = (1, 16, 80)
 
 
-def measure_load(nodes: tuple[int, ...] = LOAD_NODES, *, rounds: int = 9) -> list[dict[str, Any]]:
+def measure_load(
+    nodes: tuple[int, ...] = LOAD_NODES, *, rounds: int = 9, generator: types.ModuleType | None = None
+) -> list[dict[str, Any]]:
+    """Each load contender at each size; with `generator` (vLLM 0.33's codegen module) its loader too."""
     rows = []
     previous = os.environ.get("ASTGEN_CACHE_DIR")
     with tempfile.TemporaryDirectory() as directory:
         os.environ["ASTGEN_CACHE_DIR"] = directory
         try:
             for target in nodes:
-                rows.append(_measure_load_one(target, rounds))
+                rows.append(_measure_load_one(target, rounds, generator))
         finally:
             if previous is None:
                 os.environ.pop("ASTGEN_CACHE_DIR", None)
@@ -59,7 +66,7 @@ def measure_load(nodes: tuple[int, ...] = LOAD_NODES, *, rounds: int = 9) -> lis
     return rows
 
 
-def _measure_load_one(target: int, rounds: int) -> dict[str, Any]:
+def _measure_load_one(target: int, rounds: int, generator: types.ModuleType | None) -> dict[str, Any]:
     stitching = graphs.build(graphs.layers_for_nodes(target), graphs.trivial)
     callables = graphs.submodule_callables(stitching)
     vllm_code, vllm_names = string_baseline.generate_execution_code(stitching.gm)
@@ -82,6 +89,9 @@ def _measure_load_one(target: int, rounds: int) -> dict[str, Any]:
         MEMORY: lambda: astgen.load(artifact, callables),
         COLD: cold,
     }
+    if generator is not None:
+        their_code, their_names, their_consts = generator.generate_execution_code(stitching.gm)
+        jobs[VLLM033] = lambda: generator.compile_execution_fn(their_code, callables, their_names, their_consts)
     inputs = graphs.trivial_inputs()
     for job in jobs.values():
         job()  # warm-up, and the disk cache gets its entry
@@ -99,6 +109,7 @@ def _measure_load_one(target: int, rounds: int) -> dict[str, Any]:
         "rounds": rounds,
         "median_s": medians,
         "ratio_to_vllm": {name: medians[name] / medians[VLLM] for name in jobs},
+        "ratio_to_vllm033": {name: medians[name] / medians[VLLM033] for name in jobs} if generator else None,
     }
 
 
@@ -150,6 +161,15 @@ def print_load(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         cells = [f"{row['median_s'][name] * 1e3:,.2f} (x{row['ratio_to_vllm'][name]:.2f})" for name in LOAD_CONTENDERS]
         print(f"| {row['nodes']} | " + " | ".join(cells) + " |")
+    with_vllm033 = [row for row in rows if row.get("ratio_to_vllm033")]
+    if with_vllm033:
+        print("\nAgainst vLLM 0.33's own `compile_execution_fn` on its own text (median ms; x: ratio to it):\n")
+        names = (VLLM033, *LOAD_CONTENDERS[1:])
+        print("| FX nodes | " + " | ".join(names) + " |")
+        print("|---:|" + "---:|" * len(names))
+        for row in with_vllm033:
+            cells = [f"{row['median_s'][name] * 1e3:,.2f} (x{row['ratio_to_vllm033'][name]:.2f})" for name in names]
+            print(f"| {row['nodes']} | " + " | ".join(cells) + " |")
 
 
 def print_calls(rows: list[dict[str, Any]]) -> None:

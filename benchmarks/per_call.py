@@ -27,6 +27,7 @@ from typing import Any
 import torch.fx
 
 import astgen
+import astgen.vllm as astgen_vllm
 from benchmarks import graphs, hand_written, string_baseline, timing
 
 INTERPRETER = "torch.fx.Interpreter"
@@ -125,6 +126,63 @@ def measure(
                 "min_s": {name: min(values) for name, values in samples.items()},
                 "ratio_to_astgen_fn": {name: medians[name] / medians[ASTGEN_FN] for name in fns},
                 "bytecode_instructions": {name: instruction_count(code_of(name, fn)) for name, fn in fns.items()},
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- class-instance pieces, against vLLM 0.33
+
+VLLM033 = "vLLM 0.33 (partial, __vllm_submods__[i])"
+ASTGEN_CONTRACT = "astgen (vLLM contract)"
+CLASS_CONTENDERS = (VLLM033, ASTGEN_CONTRACT)
+CLASS_LAYERS = (1, 16, 80)
+
+
+class Backend:
+    """A piece as vLLM installs a compiled one: an instance of a plain class whose `__call__`
+    (as `PiecewiseBackend.__call__`) takes the inputs and returns the piece's result."""
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def __call__(self, *args: Any) -> Any:
+        return self.result
+
+
+def backend(piece: graphs.Piece) -> Backend:
+    trivial = graphs.trivial(piece)
+    return Backend(trivial())
+
+
+def measure_class_pieces(
+    generator: Any, layers: tuple[int, ...] = CLASS_LAYERS, *, rounds: int = 21, target_s: float = 0.01
+) -> list[dict[str, Any]]:
+    """Per call, pieces that are `Backend` instances: astgen's function against vLLM 0.33's,
+    both built through vLLM's contract; the ratio is the median of per-round ratios."""
+    rows = []
+    for count in layers:
+        stitching = graphs.build(count, backend)
+        gm, callables = stitching.gm, graphs.submodule_callables(stitching)
+        code, names, consts = generator.generate_execution_code(gm)
+        theirs = generator.compile_execution_fn(code, callables, names, consts)
+        code, names, consts = astgen_vllm.generate_execution_code(gm)
+        ours = astgen_vllm.compile_execution_fn(code, callables, names, consts)
+        inputs = graphs.trivial_inputs()
+        if theirs(*inputs) is not ours(*inputs):
+            raise AssertionError(f"vLLM 0.33 and astgen disagree at {count} layers")
+        samples = timing.per_call(
+            {VLLM033: (theirs, inputs), ASTGEN_CONTRACT: (ours, inputs)}, rounds=rounds, target_s=target_s
+        )
+        ratios = [a / v for a, v in zip(samples[ASTGEN_CONTRACT], samples[VLLM033], strict=True)]
+        rows.append(
+            {
+                "layers": count,
+                "submodules": stitching.submodules,
+                "rounds": rounds,
+                "median_s": {name: timing.median(values) for name, values in samples.items()},
+                "ratio_to_vllm033": timing.median(ratios),
+                "ratio_range": [min(ratios), max(ratios)],
             }
         )
     return rows

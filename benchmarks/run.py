@@ -6,6 +6,10 @@
 Per-call targets are judged on `astgen .fn`, the bare generated function
 compilers put on the hot path; `astgen CompiledGraph` adds the try/except
 that attaches error notes and is shown as its own row.
+
+vLLM 0.33's own generator is a contender too, loaded from the installed
+wheel (`benchmarks/vllm033.py` says where from); without it, its rows are
+skipped and the run says so.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import artifact, codegen, memory, per_call
+from benchmarks import artifact, codegen, memory, per_call, vllm033
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -76,12 +80,40 @@ def print_memory(rows: list[dict[str, Any]]) -> None:
         print(f"| {row['layers']} ({row['submodules']}) | " + " | ".join(cells) + " |")
 
 
+def _ratio(row: dict[str, Any]) -> str:
+    low, high = row["ratio_range"]
+    return f"{row['ratio_to_vllm033']:.2f} ({low:.2f} to {high:.2f})"
+
+
+def print_vllm033(section: dict[str, Any]) -> None:
+    print("\n## Against vLLM 0.33's own generator, through vLLM's contract\n")
+    if not section["found"]:
+        print(section["source"])
+        return
+    print(f"Generator: {section['source']}. Ratios: median of per-round ratios (range in brackets).\n")
+    print("Cold generate+compile (`generate_execution_code`, then `compile_execution_fn`; median ms of CPU time):\n")
+    print("| shape | FX nodes | " + " | ".join(codegen.VLLM_CONTENDERS) + " | astgen / vLLM 0.33 |")
+    print("|---|---:|" + "---:|" * (len(codegen.VLLM_CONTENDERS) + 1))
+    for row in section["cold"]:
+        cells = [f"{row['median_s'][name] * 1e3:,.2f}" for name in codegen.VLLM_CONTENDERS]
+        print(f"| {row['shape']} | {row['nodes']} | " + " | ".join(cells) + f" | {_ratio(row)} |")
+    print("\nPer call, pieces that are class instances (as vLLM's `PiecewiseBackend`s; median µs):\n")
+    print("| submods | " + " | ".join(per_call.CLASS_CONTENDERS) + " | astgen / vLLM 0.33 |")
+    print("|---:|" + "---:|" * (len(per_call.CLASS_CONTENDERS) + 1))
+    for row in section["class_pieces"]:
+        cells = [f"{row['median_s'][name] * 1e6:,.2f}" for name in per_call.CLASS_CONTENDERS]
+        print(f"| {row['submodules']} | " + " | ".join(cells) + f" | {_ratio(row)} |")
+
+
 def _row(rows: list[dict[str, Any]], key: str, value: int) -> dict[str, Any] | None:
     return next((row for row in rows if row[key] == value), None)
 
 
 def targets(
-    per: list[dict[str, Any]], gen: list[dict[str, Any]], load: list[dict[str, Any]] | None = None
+    per: list[dict[str, Any]],
+    gen: list[dict[str, Any]],
+    load: list[dict[str, Any]] | None = None,
+    against_vllm033: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every target of the issue against the measurement: per-call ones on `astgen .fn`."""
     checks: list[dict[str, Any]] = []
@@ -140,13 +172,47 @@ def targets(
         close = row is not None and abs(row["nodes"] - nodes) <= nodes * 0.05
         value = row["ratio_to_vllm"][artifact.WARM] if close and row else None
         check(f"warm load, astgen load / vLLM's exec + partial at {nodes} nodes <= 1.0", value, 1.0)
+    if against_vllm033 is not None:
+        checks += vllm033_targets(against_vllm033, load or [])
+    return checks
+
+
+def vllm033_targets(section: dict[str, Any], load: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 19's targets, against vLLM 0.33's generator; without it, each is N/A and says so."""
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, value: float | None, limit: float, judged: bool = True) -> None:
+        if value is None:
+            missing = "size not measured" if section["found"] else "vLLM 0.33 not installed"
+            checks.append({"target": name, "value": None, "limit": limit, "status": "N/A", "missing": missing})
+            return
+        status = ("PASS" if value <= limit else "MISS") if judged else "INFO"
+        checks.append({"target": name, "value": value, "limit": limit, "status": status})
+
+    def near(rows: list[dict[str, Any]], key: str, value: int) -> dict[str, Any] | None:
+        return next((row for row in rows if abs(row[key] - value) <= value * 0.05), None)
+
+    for shape in vllm033.SHAPES:
+        for nodes, judged in ((8, False), (500, True), (3000, True)):
+            row = near([r for r in section["cold"] if r["shape"] == shape], "nodes", nodes)
+            name = f"cold, astgen / vLLM 0.33 generate+compile at {nodes} nodes, {shape} <= 1.0"
+            value = row["ratio_to_vllm033"] if row else None
+            check(name + ("" if judged else " (informational)"), value, 1.0, judged=judged)
+    for layers in per_call.CLASS_LAYERS:
+        row = _row(section["class_pieces"], "layers", layers)
+        value = row["ratio_to_vllm033"] if row else None
+        check(f"per call, class-instance pieces, astgen / vLLM 0.33 at {2 * layers + 1} submods <= 0.8", value, 0.8)
+    for nodes in (500, 3000):
+        row = near([r for r in load if r.get("ratio_to_vllm033")], "nodes", nodes)
+        value = row["ratio_to_vllm033"][artifact.WARM] if row else None
+        check(f"warm load, astgen load / vLLM 0.33 compile_execution_fn at {nodes} nodes <= 1.0", value, 1.0)
     return checks
 
 
 def print_targets(checks: list[dict[str, Any]]) -> None:
     print("\n## Targets (per-call targets judged on astgen .fn, the bare function on the hot path)\n")
     for item in checks:
-        value = "n/a (size not measured)" if item["value"] is None else f"{item['value']:.3f}"
+        value = f"n/a ({item.get('missing', 'size not measured')})" if item["value"] is None else f"{item['value']:.3f}"
         print(f"{item['status']:4}  {item['target']}: measured {value}")
 
 
@@ -182,19 +248,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where bench.txt, bench.json and bench.png go")
     options = parser.parse_args(argv)
     started = time.perf_counter()
+    generator, source = vllm033.load()
+    if generator is None:
+        print(source, file=sys.stderr)
+    against: dict[str, Any] = {"found": generator is not None, "source": source, "cold": [], "class_pieces": []}
     if options.quick:
         per = per_call.measure((1,), rounds=1, target_s=0.001, quick=True)
         gen = codegen.measure((50,), rounds=1)
         mem = memory.measure((2,))
-        load = artifact.measure_load((50,), rounds=1)
+        load = artifact.measure_load((50,), rounds=1, generator=generator)
         calls = artifact.measure_calls((1,), rounds=1, target_s=0.001)
+        if generator is not None:
+            against["cold"] = codegen.measure_vllm(generator, (8,), rounds=1)
+            against["class_pieces"] = per_call.measure_class_pieces(generator, (1,), rounds=1, target_s=0.001)
     else:
         per = per_call.measure()
         gen = codegen.measure()
         mem = memory.measure()
-        load = artifact.measure_load()
+        load = artifact.measure_load(generator=generator)
         calls = artifact.measure_calls()
-    checks = targets(per, gen, load)
+        if generator is not None:
+            against["cold"] = codegen.measure_vllm(generator)
+            against["class_pieces"] = per_call.measure_class_pieces(generator)
+    checks = targets(per, gen, load, against)
     options.out.mkdir(parents=True, exist_ok=True)
     results = {
         "python": sys.version,
@@ -206,6 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "memory": mem,
         "load": load,
         "inlined_calls": calls,
+        "vllm033": against,
         "targets": checks,
     }
     text = report(results)
@@ -230,6 +307,7 @@ def report(results: dict[str, Any]) -> str:
         print_memory(results["memory"])
         artifact.print_load(results["load"])
         artifact.print_calls(results["inlined_calls"])
+        print_vllm033(results["vllm033"])
         print_targets(results["targets"])
     return buffer.getvalue()
 

@@ -22,9 +22,11 @@ os.environ["ASTGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="astgen-test-cache-")
 # test compiled first (tests of other limits set them themselves).
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
 
-# Set by torch, process-wide and for good, at the first load of an inductor
-# module: the address of one of its own objects, the same for every load.
-_SET_ONCE_BY_TORCH = frozenset({"_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR"})
+# Set by torch, process-wide and for good, the first time it needs them:
+# the address of one of its own objects, at the first load of an inductor
+# module; its cache directory, at the first look-up of it (a trace record, a
+# compile). The same value for every later use.
+_SET_ONCE_BY_TORCH = frozenset({"_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR", "TORCHINDUCTOR_CACHE_DIR"})
 
 
 @pytest.fixture

@@ -67,3 +67,39 @@ def test_artifact_benchmarks_run_and_agree(tmp_path: Path, capsys) -> None:
     artifact.print_load(load)
     artifact.print_calls(calls)
     assert "Warm load" in capsys.readouterr().out
+
+
+def test_vllm033_generator_is_found_by_path_or_its_rows_are_skipped(tmp_path: Path, monkeypatch) -> None:
+    from benchmarks import vllm033
+
+    monkeypatch.setenv(vllm033.ENVIRONMENT, str(tmp_path / "missing.py"))
+    module, reason = vllm033.load()
+    assert module is None and "missing.py" in reason and "skipped" in reason
+    against = run.vllm033_targets({"found": False, "source": reason, "cold": [], "class_pieces": []}, [])
+    assert against and all(item["status"] == "N/A" and "not installed" in item["missing"] for item in against)
+    stand_in = tmp_path / "codegen.py"
+    stand_in.write_text("from astgen.vllm import compile_execution_fn, generate_execution_code\n")
+    monkeypatch.setenv(vllm033.ENVIRONMENT, str(stand_in))
+    module, source = vllm033.load()
+    assert module is not None and source == str(stand_in)
+    assert module.__name__ not in ("codegen", "vllm.compilation.codegen")
+
+
+def test_vllm033_rows_run_in_both_shapes_against_a_generator_of_the_same_contract() -> None:
+    import astgen.vllm
+    from benchmarks import artifact, codegen, vllm033
+
+    # astgen's drop-in has vLLM's contract, so it stands in for the wheel's generator here.
+    cold = codegen.measure_vllm(astgen.vllm, (8, 50), rounds=1)
+    assert [(row["shape"], row["nodes"]) for row in cold] == [
+        (shape, nodes) for shape in vllm033.SHAPES for nodes in (8, 47)
+    ]
+    inlined = vllm033.decoder(8, vllm033.INLINED)
+    assert sorted(vllm033.callables(inlined)) == ["submod_0", "submod_2"]
+    (per,) = per_call.measure_class_pieces(astgen.vllm, (1,), rounds=1, target_s=0.001)
+    assert per["submodules"] == 3 and set(per["median_s"]) == set(per_call.CLASS_CONTENDERS)
+    (load,) = artifact.measure_load((50,), rounds=1, generator=astgen.vllm)
+    assert artifact.VLLM033 in load["ratio_to_vllm033"]
+    section = {"found": True, "source": "stand-in", "cold": cold, "class_pieces": [per]}
+    statuses = {item["target"]: item["status"] for item in run.vllm033_targets(section, [load])}
+    assert statuses["per call, class-instance pieces, astgen / vLLM 0.33 at 3 submods <= 0.8"] in ("PASS", "MISS")

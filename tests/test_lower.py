@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import collections
 import enum
+import functools
 import math
 import operator
 import sys
@@ -834,3 +835,157 @@ def test_lowering_unpacks_stitching_graphs_as_the_pass_would(monkeypatch: pytest
 
     gm = graphs.build(3, graphs.trivial, unused=unused).gm
     assert astgen.compile_graph(gm, cache=False).source == _without_lowering_unpack(monkeypatch, gm)
+
+
+# ---------------------------------------------------------------- pieces that are class instances
+
+
+class Backend:
+    """A piece as vLLM's `PiecewiseBackend` is one: a plain class whose `__call__` is a Python function."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * 2
+
+
+class DerivedBackend(Backend):
+    pass
+
+
+class GuardedBackend:
+    """Every attribute read through the instance raises: an implicit call reads none."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 3
+
+    def __getattribute__(self, name: str) -> object:
+        raise AttributeError(name)
+
+    def __getattr__(self, name: str) -> object:
+        raise AttributeError(name)
+
+
+def _compiled(piece: object) -> astgen.CompiledGraph:
+    """A graph calling `piece`, as a compiler hands astgen its compiled pieces (`submodules=`),
+    checked against calling `piece` itself."""
+    gm = build(lambda g: g.call_module("piece", (g.placeholder("x"),)), piece=torch.nn.Identity())
+    compiled = astgen.compile_graph(gm, {"piece": piece}, cache=False)
+    assert_same(compiled.fn(torch.ones(2)), piece(torch.ones(2)))  # type: ignore[operator]
+    return compiled
+
+
+def _bound_piece(compiled: astgen.CompiledGraph) -> object:
+    return compiled.fn.__globals__["piece_fn"]
+
+
+@pytest.mark.parametrize("cls", [Backend, DerivedBackend])
+def test_a_class_instance_piece_is_bound_to_its_types_call(cls: type[Backend]) -> None:
+    piece = cls()
+    compiled = _compiled(piece)
+    bound = _bound_piece(compiled)
+    assert bound.__self__ is piece and bound.__func__ is Backend.__call__  # type: ignore[attr-defined]
+    compiled(torch.ones(2))
+    assert piece.calls == 3  # `_compiled`'s two calls, then this one
+
+
+def test_an_instance_attribute_named_call_is_ignored_as_python_ignores_it() -> None:
+    piece = Backend()
+    piece.__call__ = lambda x: x * 100  # type: ignore[method-assign]
+    compiled = _compiled(piece)
+    assert torch.equal(compiled(torch.ones(2)), torch.full((2,), 2.0))
+    assert _bound_piece(compiled).__func__ is Backend.__call__  # type: ignore[attr-defined]
+
+
+def test_getattr_and_getattribute_play_no_part_in_the_call_or_its_binding() -> None:
+    compiled = _compiled(GuardedBackend())
+    assert _bound_piece(compiled).__func__ is GuardedBackend.__call__  # type: ignore[attr-defined]
+
+
+class StaticCall:
+    @staticmethod
+    def __call__(x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+
+class ClassCall:
+    @classmethod
+    def __call__(cls, x: torch.Tensor) -> torch.Tensor:
+        return x + 2
+
+
+class Doubler:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+class ObjectCall:
+    """`__call__` is a callable object, no function: calling an instance calls it, unbound."""
+
+    __call__ = Doubler()
+
+
+class PartialCall:
+    def add(self, x: torch.Tensor, y: float) -> torch.Tensor:
+        return x + y
+
+    __call__ = functools.partialmethod(add, y=3.0)
+
+
+class Constructed:
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Constructed) and torch.equal(self.x, other.x)
+
+
+NOT_BOUND = {
+    "staticmethod": StaticCall(),
+    "classmethod": ClassCall(),
+    "callable object": ObjectCall(),
+    "partialmethod": PartialCall(),
+    "class": Constructed,
+    "function": torch.neg,
+    "partial": functools.partial(torch.add, other=1),
+    "bound method": Backend().__call__,
+    "nn.Module": torch.nn.Identity(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_BOUND))
+def test_other_callables_are_called_as_themselves(name: str) -> None:
+    piece = NOT_BOUND[name]
+    assert _bound_piece(_compiled(piece)) is piece
+
+
+def test_a_later_call_on_the_class_is_not_seen_as_a_recompile_is_not() -> None:
+    class Swapped(Backend):
+        pass
+
+    piece = Swapped()
+    compiled = _compiled(piece)
+    Swapped.__call__ = lambda self, x: x * 100  # type: ignore[method-assign]
+    assert torch.equal(piece(torch.ones(2)), torch.full((2,), 100.0))
+    assert torch.equal(compiled(torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_an_error_in_a_bound_call_carries_the_generated_line() -> None:
+    class Failing:
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("piece failed")
+
+    gm = build(lambda g: g.call_module("piece", (g.placeholder("x"),)), piece=torch.nn.Identity())
+    compiled = astgen.compile_graph(gm, {"piece": Failing()}, cache=False)
+    with pytest.raises(RuntimeError, match="piece failed") as raised:
+        compiled(torch.ones(2))
+    assert any("raised by FX node 'piece'" in note for note in raised.value.__notes__)
+
+
+def test_a_loaded_artifact_binds_class_instance_pieces_the_same_way() -> None:
+    piece = Backend()
+    fn = astgen.load(_compiled(piece).artifact(), {"piece": piece})
+    assert fn.__globals__["piece_fn"].__self__ is piece
+    assert torch.equal(fn(torch.ones(2)), torch.full((2,), 2.0))

@@ -44,6 +44,17 @@ def test_release_frees_a_reserved_name_that_was_never_given() -> None:
     assert namespace.fresh("w") == "w" and namespace.fresh("y") == "y_1"
 
 
+def test_fresh_gives_what_a_scan_from_the_base_gives_after_names_taken_between_calls() -> None:
+    namespace = names.Namespace(["x_3"])
+    assert [namespace.fresh("x") for _ in range(3)] == ["x", "x_1", "x_2"]
+    namespace.claim("x_4")
+    namespace.give(["x_5"])
+    assert namespace.fresh("x") == "x_6"
+    # `x_3` was only reserved: released, a scan from `x` finds it first.
+    namespace.release("x_3")
+    assert namespace.fresh("x") == "x_3" and namespace.fresh("x") == "x_7"
+
+
 def test_stem_drops_a_fresh_suffix() -> None:
     assert [names.stem(n) for n in ("getitem_907", "submod_12", "x", "l_x_")] == ["getitem", "submod", "x", "l_x"]
 
