@@ -38,6 +38,7 @@ from astgen.testing.recipe import (
     NODE_KINDS,
     PAYLOADS,
     PIECE_DTYPES,
+    TRACER_NAMES,
     VLLM_KINDS,
     Arg,
     InputSpec,
@@ -172,9 +173,9 @@ class _Drawer:
         return ["ref", self.pick(choices)]
 
     def name_for(self, index: int) -> None:
-        if "names" not in self.kinds:
-            return
-        if self.flag():
+        if "labels" in self.kinds and self.flag():
+            self.recipe.setdefault("labels", {})[str(index)] = self.choose(TRACER_NAMES)
+        if "names" in self.kinds and self.flag():
             self.recipe.setdefault("names", {})[str(index)] = self.choose(ADVERSARIAL_NAMES)
 
     def evaluate(self, arg: Arg) -> Any:
@@ -184,6 +185,9 @@ class _Drawer:
 
     def inputs(self, shape: list[int]) -> None:
         count = self.integer(1, self.max_inputs)
+        # A graph of constants and buffers takes no input; rare, and shrinking keeps inputs unless it needs none.
+        if self.makes_values_from_nothing() and self.integer(0, 7) == 7:
+            count = 0
         for position in range(count):
             kind = "tensor"
             if position and "int_inputs" in self.kinds and self.flag():
@@ -216,6 +220,10 @@ class _Drawer:
         for position in range(count):
             self.name_for(position)
 
+    def makes_values_from_nothing(self) -> bool:
+        """Whether nodes can be drawn with no input: get_attr, or a call on constants."""
+        return "get_attr" in self.kinds or {"call_function", "constants"} <= self.kinds
+
     # ------------------------------------------------------------ nodes
 
     def node(self) -> None:
@@ -230,6 +238,11 @@ class _Drawer:
             makers.append(self.call_method)
         if "get_attr" in self.kinds:
             makers.append(self.get_attr)
+        if not self.tensors():
+            # Nothing to compute on yet (a graph with no input): only buffers and constants make values.
+            makers = [maker for maker in makers if maker == self.get_attr or maker == self.call_function]
+            if "constants" not in self.kinds:
+                makers = [maker for maker in makers if maker != self.call_function]
         spec = self.choose(makers)()
         try:
             value = run_node(self.recipe, spec, self.values)
@@ -295,7 +308,7 @@ class _Drawer:
         buffers = self.recipe["buffers"]
         if buffers and self.flag():
             return {"op": "get_attr", "buffer": self.integer(0, len(buffers) - 1)}
-        first = self.values[0]
+        first = self.values[0] if self.values else None
         name = f"buf{len(buffers)}"
         if "names" in self.kinds:
             name = self.choose((name, *ADVERSARIAL_TARGETS))
@@ -358,7 +371,7 @@ class _Drawer:
         return {"op": "call_function", "function": "getitem", "args": [["ref", source], key]}
 
     def call_function(self) -> NodeSpec:
-        options: list[Callable[[], NodeSpec]] = [self.tensor_function]
+        options: list[Callable[[], NodeSpec]] = [self.tensor_function] if self.tensors() else []
         if self.ints():
             options.append(self.int_function)
         if "constants" in self.kinds:
@@ -409,7 +422,9 @@ class _Drawer:
 
     def pack(self) -> NodeSpec:
         def anything() -> Arg:
-            return self.constant() if self.flag() else ["ref", self.integer(0, len(self.values) - 1)]
+            if not self.values or self.flag():
+                return self.constant()
+            return ["ref", self.integer(0, len(self.values) - 1)]
 
         args = self.some(anything, 0, 3)
         keys = KWARG_KEYS if "names" in self.kinds else ("alpha", "key")
@@ -459,7 +474,7 @@ class _Drawer:
         count = len(self.values)
 
         def item() -> Arg:
-            if "constants" in self.kinds and self.flag():
+            if not count or ("constants" in self.kinds and self.flag()):
                 return list(self.draw(_constants(1)))
             return ["ref", self.integer(0, count - 1)]
 
