@@ -74,8 +74,8 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 def distinct_failures(stdout: str) -> int:
-    """The count in the summary line `astgen.fuzz: N graphs in ... , K distinct failures`."""
-    (count,) = re.findall(r"^astgen\.fuzz: .*, (\d+) distinct failures$", stdout, re.MULTILINE)
+    """The count in the summary line `astgen.fuzz: N graphs in ... , K root causes`."""
+    (count,) = re.findall(r"^astgen\.fuzz: .*, (\d+) root causes$", stdout, re.MULTILINE)
     return int(count)
 
 
