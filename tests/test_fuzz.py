@@ -340,7 +340,7 @@ def test_saved_failures_survive_replays_and_campaigns_on_fixed_code(tmp_path: Pa
         assert fuzz.campaign(seconds=60, max_examples=20, out=tmp_path / "a", **options) == 1
     saved = _contents(db)
     assert saved, "the failure was not saved"
-    with mock.patch.object(campaign_module, "check_recipe", lambda *arguments: None):
+    with mock.patch.object(campaign_module, "check_recipe", lambda *arguments: {}):
         # A worker on fixed code replays everything and finds nothing...
         assert fuzz.campaign(seconds=60, max_examples=None, replay=True, out=tmp_path / "b", **options) == 0
         assert _contents(db) == saved, "a replay changed the shared database"

@@ -12,6 +12,7 @@ graph simply fails to reproduce. No Hypothesis here.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -49,7 +50,6 @@ def minimize(
 
 def candidates(recipe: Recipe) -> Iterator[Recipe]:
     """Each recipe one edit smaller than `recipe`: largest removals first."""
-    values = len(recipe["inputs"]) + len(recipe["nodes"])
     for node in reversed(range(len(recipe["nodes"]))):
         yield _without_value(recipe, len(recipe["inputs"]) + node)
     for position in reversed(range(len(recipe["inputs"]))):
@@ -61,7 +61,7 @@ def candidates(recipe: Recipe) -> Iterator[Recipe]:
     for index in recipe.get("meta", []):
         yield {**recipe, "meta": [kept for kept in recipe.get("meta", []) if kept != index]}
     yield from _simpler_inputs(recipe)
-    yield from _unused_parts(recipe, values)
+    yield from _unused_parts(recipe)
 
 
 def _renumbered(recipe: Recipe, removed: int, substitute: Arg) -> Recipe:
@@ -154,9 +154,13 @@ def _smaller_args(recipe: Recipe) -> Iterator[Recipe]:
     for occurrence in range(_occurrences(recipe)):
         for replace in _REPLACEMENTS:
             for item in range(4):
-                made = _at(recipe, occurrence, lambda arg, item=item, replace=replace: replace(arg, item))
+                made = _at(recipe, occurrence, functools.partial(_flipped, replace, item))
                 if made is not None:
                     yield made
+
+
+def _flipped(replace: Callable[[Arg, int], Arg | None], item: int, arg: Arg) -> Arg | None:
+    return replace(arg, item)
 
 
 def _without_item(arg: Arg, item: int) -> Arg | None:
@@ -220,7 +224,7 @@ def _simpler_inputs(recipe: Recipe) -> Iterator[Recipe]:
             yield {**recipe, "inputs": changed}
 
 
-def _unused_parts(recipe: Recipe, values: int) -> Iterator[Recipe]:
+def _unused_parts(recipe: Recipe) -> Iterator[Recipe]:
     """Modules and buffers no node uses, removed (the graph stays as it was, the recipe reads shorter)."""
     used_modules = {node["module"] for node in recipe["nodes"] if node["op"] == "call_module"}
     for index in reversed(range(len(recipe["modules"]))):

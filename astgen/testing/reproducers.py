@@ -168,8 +168,8 @@ class _Writer:
         labels = recipe.get("labels", {})
         body: list[ast.stmt] = []
         modules: dict[str, ast.expr] = {}
-        for index, target in enumerate(recipe["targets"]):
-            modules[target] = self.module(recipe["modules"][index])
+        for index, module_name in enumerate(recipe["targets"]):
+            modules[module_name] = self.module(recipe["modules"][index])
         for buffer in recipe["buffers"]:
             self.imports.add("make_tensor")
             modules[buffer["name"]] = _call(_name("make_tensor"), [_plain(dict(buffer))])
@@ -177,10 +177,10 @@ class _Writer:
         body.append(_assign("g", _call(_attribute("torch.fx.Graph"))))
         for position, spec in enumerate(recipe["inputs"]):
             keywords = {"default_value": self.arg(spec["default"])} if "default" in spec else {}
-            target = labels.get(str(position), f"arg{position}")
+            parameter = labels.get(str(position), f"arg{position}")
             variable = self.variable(position)
             self.variables.append(variable)
-            placeholder = _call(ast.Attribute(graph, "placeholder", ast.Load()), [ast.Constant(target)], **keywords)
+            placeholder = _call(ast.Attribute(graph, "placeholder", ast.Load()), [ast.Constant(parameter)], **keywords)
             body.append(_assign(variable, placeholder))
         for node in recipe["nodes"]:
             index = len(self.variables)
@@ -315,7 +315,7 @@ def reproducer_source(
         ],
         [],
     )
-    module = ast.Module(
+    script = ast.Module(
         [
             ast.Expr(ast.Constant(doc)),
             *imports,
@@ -329,7 +329,7 @@ def reproducer_source(
         ],
         [],
     )
-    return ast.unparse(ast.fix_missing_locations(module)) + "\n"
+    return ast.unparse(ast.fix_missing_locations(script)) + "\n"
 
 
 def write_reproducer(
