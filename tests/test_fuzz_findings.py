@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import torch
 import torch.fx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 
 from astgen.testing import campaign, checks, drawing, findings, minimize, targets
 from astgen.testing import recipe as recipes
@@ -185,7 +185,8 @@ def test_default_graphs_are_what_fx_builds_for_a_tracer() -> None:
     assert "names" not in recipes.DEFAULT_KINDS and "labels" in recipes.DEFAULT_KINDS
     seen = {"labels": 0, "no input": 0}
 
-    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @seed(0)
+    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(drawing.recipes(kinds=recipes.DEFAULT_KINDS))
     def drawn(recipe: recipes.Recipe) -> None:
         assert "names" not in recipe

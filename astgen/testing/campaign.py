@@ -32,7 +32,15 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase, 
 
 from astgen.testing import drawing, findings, minimize, targets
 from astgen.testing import recipe as recipes
-from astgen.testing.checks import ALL_CHECKS, CHECK_DESCRIPTIONS, CHECKS, check_recipe, kind, signature
+from astgen.testing.checks import (
+    ALL_CHECKS,
+    CHECK_DESCRIPTIONS,
+    CHECKS,
+    PropertyFailure,
+    check_recipe,
+    kind,
+    signature,
+)
 from astgen.testing.reproducers import write_reproducer
 
 # ---------------------------------------------------------------- campaigns
@@ -172,6 +180,7 @@ class _Raw:
     """One signature as a worker saw it: the smallest recipe failing with it, and how many graphs did."""
 
     recipe: recipes.Recipe
+    signature: str
     kind: str
     occurrences: int = 0
     group: str | None = None
@@ -227,6 +236,8 @@ class _Worker:
     fuzzed: tuple[str, ...] = (targets.ASTGEN,)
     count: int = 0
     raw: dict[str, _Raw] = field(default_factory=dict)
+    #: The constructs found so far for each signature (see `triage`).
+    constructs: dict[str, set[str]] = field(default_factory=dict)
     groups: dict[str, str | None] = field(default_factory=dict)
     tally: Tally = field(default_factory=Tally)
     last_report: float = 0.0
@@ -278,13 +289,19 @@ class _Worker:
             except Exception as error:
                 failing_runs += 1
                 failure_signature = signature(error)
-                known = self.raw.get(failure_signature)
+                key = self.triage(failure_signature, recipe)
+                known = self.raw.get(key)
                 if known is None:
-                    known = self.raw[failure_signature] = _Raw(recipe, kind(error))
+                    known = self.raw[key] = _Raw(recipe, failure_signature, kind(error))
                 elif minimize.size(recipe) < minimize.size(known.recipe):
                     known.recipe = recipe
                 known.occurrences += 1
                 self.tally.failing += 1
+                if isinstance(error, PropertyFailure):
+                    # The check that failed observed the target; the others did not run.
+                    observed = f"{error.target} {error.check}"
+                    self.tally.runs[observed] = self.tally.runs.get(observed, 0) + 1
+                    self.tally.observed[observed] = self.tally.observed.get(observed, 0) + 1
                 raise _found(failure_signature)(failure_signature) from error
             self.observe(seen, resolved)
 
@@ -341,16 +358,33 @@ class _Worker:
             replaying = False
         self.tick(force=True)
         self.tally.graphs = self.count
-        self.tally.signatures = len(self.raw)
+        self.tally.signatures = len({entry.signature for entry in self.raw.values()})
         for entry in self.raw.values():
             if entry.group is not None:
                 self.tally.groups[entry.group] = self.tally.groups.get(entry.group, 0) + entry.occurrences
         self.report.put(("done", self.index, self.count, self.tally))
 
+    def triage(self, failure_signature: str, recipe: recipes.Recipe) -> str:
+        """Where a failing graph is counted: under its signature and its most specific construct.
+
+        One signature can have several causes (a SyntaxError's: a hostile
+        name, an object without a literal form), so graphs of another most
+        specific construct are kept apart and minimized on their own, unless
+        they hold a construct already found for the signature."""
+        held = findings.features(recipe)
+        return f"{failure_signature} | {held[0].label}" if held else failure_signature
+
     def group_new_failures(self, resolved: Sequence[targets.Target]) -> None:
-        """Minimize each new signature's smallest recipe, find its construct, and report each new root cause once."""
-        for failure_signature, entry in self.raw.items():
+        """Minimize each new failure's smallest recipe, find its construct, and report each new root cause once."""
+        for entry in list(self.raw.values()):
             if entry.group is not None:
+                continue
+            failure_signature = entry.signature
+            known = self.constructs.get(failure_signature, set())
+            held = [feature.label for feature in findings.features(entry.recipe) if feature.label in known]
+            if held:
+                # A graph of a construct already found for its signature: that root cause again.
+                entry.group = findings.group_key(entry.kind, held[0])
                 continue
 
             def still_fails(candidate: recipes.Recipe, wanted: str = failure_signature) -> bool:
@@ -361,6 +395,8 @@ class _Worker:
             # A few runs more, past the deadline if it came: a root cause without its construct is no report.
             construct = findings.construct(minimal, still_fails)
             entry.group = findings.group_key(entry.kind, construct)
+            known.add(construct)
+            self.constructs[failure_signature] = known
             if entry.group not in self.groups:
                 path = write_reproducer(self.out, minimal, failure_signature, self.fuzzed, entry.group)
                 self.groups[entry.group] = str(path) if path else None
@@ -647,7 +683,7 @@ def print_summary(summary: Summary) -> None:
         for key, count in sorted(tally.refused.items(), key=lambda item: -item[1]):
             print(f"  {key}: {count} graphs")
     if tally.runs:
-        print("coverage (graphs each check could observe the target on):")
+        print("coverage (graphs each check could observe the target on, of those it ran on):")
         for key in sorted(tally.runs):
             observed, runs = tally.observed.get(key, 0), tally.runs[key]
             note = "  covered nothing" if not observed else ""

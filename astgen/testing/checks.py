@@ -664,6 +664,11 @@ def report(
     recipes.clear_payload_canary()
     try:
         seen = check_built(gm, args, ALL_CHECKS, chosen, rebuild=graph)
+    except PropertyFailure as error:
+        # The failure's own account: the difference, or the target's exception and traceback.
+        print(f"FAILS: {signature(error)}")
+        print(error.detail)
+        return 1
     except Exception as error:
         print(f"FAILS: {signature(error)}")
         print("".join(traceback.format_exception(error)))

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from astgen.testing import recipe as recipes
 from astgen.testing.targets import ASTGEN
 
@@ -228,9 +230,7 @@ class _Writer:
         arguments = []
         for spec in recipe["inputs"][: recipe["passed"]]:
             if spec["kind"] == "tensor":
-                self.imports.add("make_tensor")
-                tensor = {key: value for key, value in spec.items() if key != "default"}
-                arguments.append(_call(_name("make_tensor"), [_plain(tensor)]))
+                arguments.append(self.tensor(spec))
             else:
                 arguments.append(self.arg(spec["value"]))
         body.append(_assign("args", ast.Tuple(arguments, ast.Load())))
@@ -239,6 +239,26 @@ class _Writer:
             body.append(ast.Expr(_call(_name("record_meta"), [_name("gm"), nodes, _name("args")])))
         body.append(ast.Return(ast.Tuple([_name("gm"), _name("args")], ast.Load())))
         return body
+
+    def tensor(self, spec: recipes.InputSpec) -> ast.expr:
+        """An input tensor in torch's own calls, as `make_tensor` makes it; `make_tensor` where nan and inf fill it."""
+        dtype = getattr(torch, spec["dtype"])
+        if spec.get("fill") == "special" and dtype.is_floating_point:
+            self.imports.add("make_tensor")
+            return _call(_name("make_tensor"), [_plain({key: v for key, v in spec.items() if key != "default"})])
+        shape = spec["shape"]
+        made: ast.expr = _call(
+            _attribute("torch.arange"), [ast.Constant(math.prod(shape))], dtype=_attribute("torch.float64")
+        )
+        made = _call(ast.Attribute(made, "mul", ast.Load()), [ast.Constant(0.5)])
+        if spec.get("offset", 0):
+            made = _call(ast.Attribute(made, "sub", ast.Load()), [ast.Constant(spec["offset"])])
+        made = _call(
+            ast.Attribute(made, "reshape", ast.Load()), [ast.Tuple([ast.Constant(n) for n in shape], ast.Load())]
+        )
+        if dtype is torch.bool:
+            return _call(ast.Attribute(made, "gt", ast.Load()), [ast.Constant(0)])
+        return _call(ast.Attribute(made, "to", ast.Load()), [_attribute(f"torch.{spec['dtype']}")])
 
     def hostile_names(self) -> list[ast.stmt]:
         """Names set past FX's namespace, as `recipe.build` sets them (a name taken already is skipped)."""
