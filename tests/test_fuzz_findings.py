@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import keyword
@@ -133,9 +134,8 @@ def test_two_graphs_failing_on_inf_and_nan_are_one_root_cause_with_a_minimal_rep
 
         smallest = minimize.minimize(recipe, still_fails)
         minimal.append(smallest)
-        causes.append(
-            findings.group_key(checks.kind(_failure(smallest, target)), findings.construct(smallest, still_fails))
-        )
+        passes = functools.partial(campaign.passes, checks=["interpreter"], resolved=[target])
+        causes.append(findings.group_key(checks.kind(_failure(smallest, target)), findings.construct(smallest, passes)))
     assert causes[0] == causes[1]
     assert causes[0].endswith(
         "raises NameError where the interpreter returns on a non-finite float constant (inf, nan)"
@@ -163,12 +163,9 @@ def test_the_construct_is_the_feature_the_failure_needs() -> None:
     defaulted = recipe_of([], ["ref", 1], inputs=2)
     defaulted["inputs"][1] = {"kind": "int", "value": ["int", 2], "default": ["int", 2]}
     defaulted["passed"] = 1
-    wanted = checks.signature(_failure(defaulted, target))
-
-    def still_fails(candidate: recipes.Recipe) -> bool:
-        return campaign.fails_with(candidate, wanted, ["interpreter"], [target])
-
-    assert findings.construct(defaulted, still_fails) == "a placeholder left to its default"
+    _failure(defaulted, target)
+    passes = functools.partial(campaign.passes, checks=["interpreter"], resolved=[target])
+    assert findings.construct(defaulted, passes) == "a placeholder left to its default"
     operators = [
         recipe_of([{"op": "call_function", "function": name, "args": [["ref", 0], ["int", 2]]}], ["ref", 1])
         for name in ("mul", "sub")

@@ -393,7 +393,7 @@ class _Worker:
             budget = min(self.deadline, time.monotonic() + _MINIMIZE_SECONDS)
             minimal = minimize.minimize(entry.recipe, still_fails, deadline=budget)
             # A few runs more, past the deadline if it came: a root cause without its construct is no report.
-            construct = findings.construct(minimal, still_fails)
+            construct = findings.construct(minimal, functools.partial(passes, checks=self.checks, resolved=resolved))
             entry.group = findings.group_key(entry.kind, construct)
             known.add(construct)
             self.constructs[failure_signature] = known
@@ -418,6 +418,15 @@ def fails_with(
     except Exception as error:
         return signature(error) == failure_signature
     return False
+
+
+def passes(recipe: recipes.Recipe, checks: Sequence[str], resolved: Sequence[targets.Target]) -> bool:
+    """Whether the graph `recipe` describes passes every check (a refusal by design passes too)."""
+    try:
+        check_recipe(recipe, checks, resolved)
+    except Exception:
+        return False
+    return True
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

@@ -397,8 +397,14 @@ def _stage(name: str) -> Iterator[None]:
 
 
 def _names(gm: torch.fx.GraphModule) -> set[str]:
+    """What a message may name that changes from graph to graph: node names, module and buffer targets.
+
+    Not a placeholder's target: FX names the node `inf_1` for a parameter `inf`,
+    and `name 'inf' is not defined` is about the constant, whatever the graph."""
     return {node.name for node in gm.graph.nodes} | {
-        node.target for node in gm.graph.nodes if isinstance(node.target, str)
+        node.target
+        for node in gm.graph.nodes
+        if node.op in ("call_module", "get_attr") and isinstance(node.target, str)
     }
 
 

@@ -289,12 +289,15 @@ def _without_meta(recipe: recipes.Recipe) -> recipes.Recipe:
     return {**recipe, "meta": []}
 
 
-def construct(recipe: recipes.Recipe, still_fails: Callable[[recipes.Recipe], bool]) -> str:
+def construct(recipe: recipes.Recipe, passes: Callable[[recipes.Recipe], bool]) -> str:
     """The construct a minimal failing recipe fails on: the most specific feature whose removal
-    makes the failure go, or, where none can be taken out alone, the most specific node."""
+    makes the graph pass, or, where none can be taken out alone, the most specific node.
+
+    Passing, not merely failing otherwise: a node named `_operator` turns
+    a NameError into an UnboundLocalError, and is not what the bug is."""
     held = features(recipe)
     for feature in held:
-        if feature.neutral is not None and not still_fails(feature.neutral(recipe)):
+        if feature.neutral is not None and passes(feature.neutral(recipe)):
             return feature.label
     for feature in held:
         if feature.neutral is None:
