@@ -178,6 +178,62 @@ def map_args(recipe: recipes.Recipe, change: Callable[[recipes.Arg], recipes.Arg
     return {**recipe, "inputs": inputs, "nodes": nodes, "output": walk(recipe["output"])}  # type: ignore[typeddict-item]
 
 
+def _renumbered(recipe: recipes.Recipe, removed: int, substitute: recipes.Arg) -> recipes.Recipe:
+    """Value `removed` gone: references to it become `substitute`, later values move down by one."""
+
+    def change(arg: recipes.Arg) -> recipes.Arg:
+        if arg[0] != "ref":
+            return arg
+        if arg[1] == removed:
+            return substitute
+        return ["ref", arg[1] - 1] if arg[1] > removed else arg
+
+    made = map_args(recipe, change)
+
+    def moved(index: str) -> str | None:
+        number = int(index)
+        if number == removed:
+            return None
+        return str(number - 1 if number > removed else number)
+
+    for key in ("names", "labels"):
+        if key in recipe:
+            kept = {moved(index): name for index, name in recipe[key].items()}  # type: ignore[literal-required]
+            made[key] = {index: name for index, name in kept.items() if index is not None}  # type: ignore[literal-required]
+    if "meta" in recipe:
+        made["meta"] = [int(index) for value in recipe["meta"] if (index := moved(str(value))) is not None]
+    return made
+
+
+def without_value(recipe: recipes.Recipe, value: int) -> recipes.Recipe:
+    """The recipe without input or node `value`; what read it reads its first argument, another input, or 1."""
+    inputs = len(recipe["inputs"])
+    if value >= inputs:
+        node = recipe["nodes"][value - inputs]
+        refs = [arg for arg in node.get("args", ()) if arg[0] == "ref"]
+        substitute: recipes.Arg = refs[0] if refs else ["int", 1]
+        made = _renumbered(recipe, value, substitute)
+        made["nodes"] = [spec for position, spec in enumerate(made["nodes"]) if position != value - inputs]
+        return made
+    others = [position for position in range(inputs) if position != value]
+    substitute = ["ref", others[0]] if others else ["int", 1]
+    made = _renumbered(recipe, value, substitute)
+    made["inputs"] = [spec for position, spec in enumerate(made["inputs"]) if position != value]
+    made["passed"] = recipe["passed"] - (1 if value < recipe["passed"] else 0)
+    return made
+
+
+def _without_values(values: list[int]) -> Callable[[recipes.Recipe], recipes.Recipe]:
+    """The edit that removes the inputs or nodes `values` (see `without_value`)."""
+
+    def edit(recipe: recipes.Recipe) -> recipes.Recipe:
+        for value in sorted(values, reverse=True):
+            recipe = without_value(recipe, value)
+        return recipe
+
+    return edit
+
+
 def _all_args(recipe: recipes.Recipe) -> Iterator[recipes.Arg]:
     """Every argument, default and the output; a getitem's key is the getitem's construct, not a constant's."""
     for spec in recipe["inputs"]:
@@ -230,26 +286,32 @@ def features(recipe: recipes.Recipe) -> list[Feature]:
         found.append(Feature(4, "a graph with no placeholder"))
     if any(position >= recipe["passed"] for position in range(len(recipe["inputs"]))):
         found.append(Feature(4, "a placeholder left to its default", _all_passed))
-    if any(spec["kind"] == "int" for spec in recipe["inputs"]):
-        found.append(Feature(3, "an int placeholder (a SymInt size)"))
+    ints = [position for position, spec in enumerate(recipe["inputs"]) if spec["kind"] == "int"]
+    if ints:
+        found.append(Feature(3, "an int placeholder (a SymInt size)", _without_values(ints)))
     if recipe.get("meta"):
         found.append(Feature(1, "node.meta['val'] on a submodule call", _without_meta))
-    for node in recipe["nodes"]:
+    by_label: dict[str, list[int]] = {}
+    ranks: dict[str, int] = {}
+    first = len(recipe["inputs"])
+    for index, node in enumerate(recipe["nodes"]):
         op = node["op"]
         if op == "call_function" and node["function"] == "getitem":
-            found.append(Feature(3, _getitem_label(node)))
+            label, rank = _getitem_label(node), 3
         elif op == "call_function":
-            found.append(Feature(_NODE_RANK, function_label(node["function"])))
-        elif op == "call_method":
-            found.append(Feature(_NODE_RANK, "call_method"))
-        elif op == "get_attr":
-            found.append(Feature(_NODE_RANK, "get_attr"))
+            label, rank = function_label(node["function"]), _NODE_RANK
+        elif op in ("call_method", "get_attr"):
+            label, rank = op, _NODE_RANK
         elif recipe["modules"][node["module"]]["kind"] == "traced":
-            found.append(Feature(_NODE_RANK, "call_module of a GraphModule piece"))
+            label, rank = "call_module of a GraphModule piece", _NODE_RANK
         else:
-            found.append(Feature(1, "call_module"))
+            label, rank = "call_module", 1
+        by_label.setdefault(label, []).append(first + index)
+        ranks[label] = rank
         if node.get("kwargs"):
             found.append(Feature(1, f"{op} with a keyword argument"))
+    # A node's construct is taken out with the nodes themselves: what read them reads their first argument.
+    found += [Feature(ranks[label], label, _without_values(values)) for label, values in by_label.items()]
     unique: dict[str, Feature] = {}
     for feature in found:
         unique.setdefault(feature.label, feature)
@@ -291,7 +353,7 @@ def _without_meta(recipe: recipes.Recipe) -> recipes.Recipe:
 
 def construct(recipe: recipes.Recipe, passes: Callable[[recipes.Recipe], bool]) -> str:
     """The construct a minimal failing recipe fails on: the most specific feature whose removal
-    makes the graph pass, or, where none can be taken out alone, the most specific node.
+    makes the graph pass, or, where none can be taken out alone, the most specific feature.
 
     Passing, not merely failing otherwise: a node named `_operator` turns
     a NameError into an UnboundLocalError, and is not what the bug is."""
@@ -299,10 +361,9 @@ def construct(recipe: recipes.Recipe, passes: Callable[[recipes.Recipe], bool]) 
     for feature in held:
         if feature.neutral is not None and passes(feature.neutral(recipe)):
             return feature.label
-    for feature in held:
-        if feature.neutral is None:
-            return feature.label
-    return "the graph's output"
+    # Nothing taken out alone makes it pass: a feature no edit takes out (no placeholder at all), or the most specific.
+    fixed = [feature for feature in held if feature.neutral is None]
+    return (fixed or held)[0].label if held else "the graph's output"
 
 
 def is_hostile(label: str) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from astgen.testing import recipe as recipes
-from astgen.testing.findings import map_args
+from astgen.testing.findings import map_args, without_value
 
 Recipe = recipes.Recipe
 Arg = recipes.Arg
@@ -51,9 +51,9 @@ def minimize(
 def candidates(recipe: Recipe) -> Iterator[Recipe]:
     """Each recipe one edit smaller than `recipe`: largest removals first."""
     for node in reversed(range(len(recipe["nodes"]))):
-        yield _without_value(recipe, len(recipe["inputs"]) + node)
+        yield without_value(recipe, len(recipe["inputs"]) + node)
     for position in reversed(range(len(recipe["inputs"]))):
-        yield _without_value(recipe, position)
+        yield without_value(recipe, position)
     yield from _smaller_args(recipe)
     for key in ("names", "labels"):
         for index in recipe.get(key, {}):  # type: ignore[attr-defined]
@@ -62,51 +62,6 @@ def candidates(recipe: Recipe) -> Iterator[Recipe]:
         yield {**recipe, "meta": [kept for kept in recipe.get("meta", []) if kept != index]}
     yield from _simpler_inputs(recipe)
     yield from _unused_parts(recipe)
-
-
-def _renumbered(recipe: Recipe, removed: int, substitute: Arg) -> Recipe:
-    """Value `removed` gone: references to it become `substitute`, later values move down by one."""
-
-    def change(arg: Arg) -> Arg:
-        if arg[0] != "ref":
-            return arg
-        if arg[1] == removed:
-            return substitute
-        return ["ref", arg[1] - 1] if arg[1] > removed else arg
-
-    made = map_args(recipe, change)
-
-    def moved(index: str) -> str | None:
-        number = int(index)
-        if number == removed:
-            return None
-        return str(number - 1 if number > removed else number)
-
-    for key in ("names", "labels"):
-        if key in recipe:
-            kept = {moved(index): name for index, name in recipe[key].items()}  # type: ignore[literal-required]
-            made[key] = {index: name for index, name in kept.items() if index is not None}  # type: ignore[literal-required]
-    if "meta" in recipe:
-        made["meta"] = [int(index) for value in recipe["meta"] if (index := moved(str(value))) is not None]
-    return made
-
-
-def _without_value(recipe: Recipe, value: int) -> Recipe:
-    """The recipe without input or node `value`; what read it reads its first argument, another input, or 1."""
-    inputs = len(recipe["inputs"])
-    if value >= inputs:
-        node = recipe["nodes"][value - inputs]
-        refs = [arg for arg in node.get("args", ()) if arg[0] == "ref"]
-        substitute: Arg = refs[0] if refs else ["int", 1]
-        made = _renumbered(recipe, value, substitute)
-        made["nodes"] = [spec for position, spec in enumerate(made["nodes"]) if position != value - inputs]
-        return made
-    others = [position for position in range(inputs) if position != value]
-    substitute = ["ref", others[0]] if others else ["int", 1]
-    made = _renumbered(recipe, value, substitute)
-    made["inputs"] = [spec for position, spec in enumerate(made["inputs"]) if position != value]
-    made["passed"] = recipe["passed"] - (1 if value < recipe["passed"] else 0)
-    return made
 
 
 def _occurrences(recipe: Recipe) -> int:
