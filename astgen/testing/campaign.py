@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import gc
 import importlib.metadata
@@ -216,6 +217,8 @@ class Tally:
 
 # Seconds the delta-debugging of one new failure may take; a deadline closer than that cuts it short.
 _MINIMIZE_SECONDS = 8.0
+# Drawing stops this long before the workers must report, for the last failures to be minimized.
+_GROUPING_SECONDS = 1.0
 
 
 @dataclass
@@ -356,13 +359,24 @@ class _Worker:
             if self.replay:
                 break
             replaying = False
-        self.tick(force=True)
-        self.tally.graphs = self.count
-        self.tally.signatures = len({entry.signature for entry in self.raw.values()})
+        self.report.put(("done", self.index, self.count, self.snapshot()))
+
+    def snapshot(self) -> Tally:
+        """The tally so far: sent with every progress report, so a worker stopped at the deadline still counts."""
+        groups: dict[str, int] = {}
         for entry in self.raw.values():
             if entry.group is not None:
-                self.tally.groups[entry.group] = self.tally.groups.get(entry.group, 0) + entry.occurrences
-        self.report.put(("done", self.index, self.count, self.tally))
+                groups[entry.group] = groups.get(entry.group, 0) + entry.occurrences
+        signatures = len({entry.signature for entry in self.raw.values()})
+        return dataclasses.replace(
+            self.tally,
+            graphs=self.count,
+            signatures=signatures,
+            groups=groups,
+            refused=dict(self.tally.refused),
+            observed=dict(self.tally.observed),
+            runs=dict(self.tally.runs),
+        )
 
     def triage(self, failure_signature: str, recipe: recipes.Recipe) -> str:
         """Where a failing graph is counted: under its signature and its most specific construct.
@@ -390,7 +404,7 @@ class _Worker:
             def still_fails(candidate: recipes.Recipe, wanted: str = failure_signature) -> bool:
                 return fails_with(candidate, wanted, self.checks, resolved)
 
-            budget = min(self.deadline, time.monotonic() + _MINIMIZE_SECONDS)
+            budget = min(self.deadline + _GROUPING_SECONDS, time.monotonic() + _MINIMIZE_SECONDS)
             minimal = minimize.minimize(entry.recipe, still_fails, deadline=budget)
             # A few runs more, past the deadline if it came: a root cause without its construct is no report.
             construct = findings.construct(minimal, functools.partial(passes, checks=self.checks, resolved=resolved))
@@ -406,7 +420,7 @@ class _Worker:
         now = time.monotonic()
         if force or now - self.last_report > 0.25:
             self.last_report = now
-            self.report.put(("progress", self.index, self.count, len(self.groups)))
+            self.report.put(("progress", self.index, self.count, self.snapshot()))
 
 
 def fails_with(
@@ -460,7 +474,7 @@ class _Progress:
         self.counts = [0] * workers
         self.finished = [False] * workers
         self.signatures: dict[str, str | None] = {}
-        self.tally = Tally()
+        self.tallies: list[Tally] = [Tally() for _ in range(workers)]
         self.stream = stream
         # On a terminal the line redraws in place; in a log, a line every few seconds.
         self.interval = 0.25 if getattr(stream, "isatty", lambda: False)() else 10.0
@@ -470,8 +484,8 @@ class _Progress:
         kind, index = message[0], message[1]
         if kind in ("progress", "done"):
             self.counts[index] = message[2]
-            if kind == "done" and not self.finished[index]:
-                self.tally.add(message[3])
+            if not self.finished[index]:
+                self.tallies[index] = message[3]
             self.finished[index] = self.finished[index] or kind == "done"
         elif kind == "failure" and message[2] not in self.signatures:
             self.signatures[message[2]] = message[3]
@@ -631,7 +645,7 @@ def run_campaign(
     stream = stream or sys.stderr
     progress = _Progress(workers, stream, time.monotonic() if started is None else started)
     end = progress.start + seconds if seconds is not None else math.inf
-    deadline = end - _SHUTDOWN_SECONDS
+    deadline = end - _SHUTDOWN_SECONDS - _GROUPING_SECONDS
     share = math.ceil(max_examples / workers) if max_examples is not None else sys.maxsize
 
     def worker(index: int, report: Any) -> _Worker:
@@ -654,7 +668,10 @@ def run_campaign(
         worker(0, progress).run()
     else:
         _run_several(workers, worker, progress, end)
-    summary = Summary(progress.tally, dict(progress.signatures), time.monotonic() - progress.start, workers)
+    tally = Tally()
+    for each in progress.tallies:
+        tally.add(each)
+    summary = Summary(tally, dict(progress.signatures), time.monotonic() - progress.start, workers)
     summary.tally.graphs = max(summary.tally.graphs, sum(progress.counts))
     if not summary.tally.graphs:
         stream.write(
