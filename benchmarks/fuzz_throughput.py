@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     per_stage = {"draw": draw_seconds, **stages(kept)}
     checking = loop(kept)
     total = sum(per_stage.values())
-    print(f"fuzz throughput: {len(drawn)} graphs drawn, {len(kept)} passing every check, 1 core")
+    nodes = sum(len(made["nodes"]) for made in kept) / max(len(kept), 1)
+    print(
+        f"fuzz throughput: {len(drawn)} graphs drawn, {len(kept)} passing every check ({nodes:.1f} nodes each), 1 core"
+    )
     print(f"{'stage':<18} {'ms/graph':>9} {'share':>6}")
     for name, seconds in per_stage.items():
         print(f"{name:<18} {seconds * 1e3:9.3f} {seconds / total:6.1%}")
