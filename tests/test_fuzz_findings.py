@@ -299,3 +299,13 @@ def test_without_hypothesis_the_cli_names_the_extra_and_exits_2(argv: list[str])
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
     assert "pip install 'astgen[fuzz]'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_parameter_named_like_a_constant_is_not_normalized_out() -> None:
+    # FX names the node `inf_1` for a parameter `inf`; the NameError is about the constant, as on any graph.
+    labelled = recipe_of(PLAIN_NAN["nodes"], ["ref", 1], labels={"0": "inf"})
+    labelled["nodes"] = [{"op": "call_function", "function": "torch.add", "args": [["ref", 0], ["float", "inf"]]}]
+    plain = recipe_of(labelled["nodes"], ["ref", 1])
+    target = targets.resolve(FLOATS)
+    assert checks.signature(_failure(labelled, target)) == checks.signature(_failure(plain, target))
+    assert "name 'inf' is not defined" in checks.signature(_failure(plain, target))
