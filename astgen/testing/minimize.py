@@ -61,6 +61,7 @@ def candidates(recipe: Recipe) -> Iterator[Recipe]:
     for index in recipe.get("meta", []):
         yield {**recipe, "meta": [kept for kept in recipe.get("meta", []) if kept != index]}
     yield from _simpler_inputs(recipe)
+    yield from _simpler_modules(recipe)
     yield from _unused_parts(recipe)
 
 
@@ -177,6 +178,23 @@ def _simpler_inputs(recipe: Recipe) -> Iterator[Recipe]:
             changed = list(inputs)
             changed[position] = cast(recipes.InputSpec, made)
             yield {**recipe, "inputs": changed}
+
+
+def _simpler_modules(recipe: Recipe) -> Iterator[Recipe]:
+    """Pieces of the plainest dtype, fewest outputs and keys (the first key kept, where a getitem reads it)."""
+    for index, spec in enumerate(recipe["modules"]):
+        simpler: list[dict[str, Any]] = []
+        if spec.get("dtype", "float32") != "float32":
+            simpler.append({**spec, "dtype": "float32"})
+        if spec.get("arity", 1) > 1:
+            simpler.append({**spec, "arity": 1})
+        keys = spec.get("keys", [])
+        for key in keys if len(keys) > 1 else ():
+            simpler.append({**spec, "keys": [key]})
+        for made in simpler:
+            modules = list(recipe["modules"])
+            modules[index] = cast(recipes.ModuleSpec, made)
+            yield {**recipe, "modules": modules}
 
 
 def _unused_parts(recipe: Recipe) -> Iterator[Recipe]:
