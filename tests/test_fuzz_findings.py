@@ -134,8 +134,10 @@ def test_two_graphs_failing_on_inf_and_nan_are_one_root_cause_with_a_minimal_rep
 
         smallest = minimize.minimize(recipe, still_fails)
         minimal.append(smallest)
-        passes = functools.partial(campaign.passes, checks=["interpreter"], resolved=[target])
-        causes.append(findings.group_key(checks.kind(_failure(smallest, target)), findings.construct(smallest, passes)))
+        outcome = functools.partial(campaign.outcome, checks=["interpreter"], resolved=[target])
+        causes.append(
+            findings.group_key(checks.kind(_failure(smallest, target)), findings.construct(smallest, outcome))
+        )
     assert causes[0] == causes[1]
     assert causes[0].endswith(
         "raises NameError where the interpreter returns on a non-finite float constant (inf, nan)"
@@ -164,8 +166,24 @@ def test_the_construct_is_the_feature_the_failure_needs() -> None:
     defaulted["inputs"][1] = {"kind": "int", "value": ["int", 2], "default": ["int", 2]}
     defaulted["passed"] = 1
     _failure(defaulted, target)
-    passes = functools.partial(campaign.passes, checks=["interpreter"], resolved=[target])
-    assert findings.construct(defaulted, passes) == "a placeholder left to its default"
+    outcome = functools.partial(campaign.outcome, checks=["interpreter"], resolved=[target])
+    assert findings.construct(defaulted, outcome) == "a placeholder left to its default"
+    # Two bugs overlap: the slice (a bare assert) and the default (dropped) that alone gives the
+    # sliced tuple. Taking the default out leaves no valid graph; taking the getitem out fails otherwise.
+    overlapping = recipe_of(
+        [
+            {
+                "op": "call_function",
+                "function": "getitem",
+                "args": [["ref", 0], ["slice", ["int", 1], ["int", 1], ["int", 1]]],
+            }
+        ],
+        ["ref", 1],
+    )
+    overlapping["inputs"][0] = tensor_input(shape=[], default=["tuple", []])
+    overlapping["passed"] = 0
+    _failure(overlapping, target)
+    assert findings.construct(overlapping, outcome) == "getitem by a slice or tuple key"
     operators = [
         recipe_of([{"op": "call_function", "function": name, "args": [["ref", 0], ["int", 2]]}], ["ref", 1])
         for name in ("mul", "sub")

@@ -407,7 +407,7 @@ class _Worker:
             budget = min(self.deadline + _GROUPING_SECONDS, time.monotonic() + _MINIMIZE_SECONDS)
             minimal = minimize.minimize(entry.recipe, still_fails, deadline=budget)
             # A few runs more, past the deadline if it came: a root cause without its construct is no report.
-            construct = findings.construct(minimal, functools.partial(passes, checks=self.checks, resolved=resolved))
+            construct = findings.construct(minimal, functools.partial(outcome, checks=self.checks, resolved=resolved))
             entry.group = findings.group_key(entry.kind, construct)
             known.add(construct)
             self.constructs[failure_signature] = known
@@ -434,13 +434,19 @@ def fails_with(
     return False
 
 
-def passes(recipe: recipes.Recipe, checks: Sequence[str], resolved: Sequence[targets.Target]) -> bool:
-    """Whether the graph `recipe` describes passes every check (a refusal by design passes too)."""
+def outcome(recipe: recipes.Recipe, checks: Sequence[str], resolved: Sequence[targets.Target]) -> str:
+    """What the graph `recipe` describes does: `findings.PASSES` (a refusal by design passes too),
+    `findings.INVALID` where it is no graph the interpreter runs, or the signature it fails with."""
+    try:
+        gm, args = recipes.build(recipe)
+        torch.fx.Interpreter(gm).run(*args)
+    except Exception:
+        return findings.INVALID
     try:
         check_recipe(recipe, checks, resolved)
-    except Exception:
-        return False
-    return True
+    except Exception as error:
+        return signature(error)
+    return findings.PASSES
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

@@ -351,17 +351,30 @@ def _without_meta(recipe: recipes.Recipe) -> recipes.Recipe:
     return {**recipe, "meta": []}
 
 
-def construct(recipe: recipes.Recipe, passes: Callable[[recipes.Recipe], bool]) -> str:
-    """The construct a minimal failing recipe fails on: the most specific feature whose removal
-    makes the graph pass, or, where none can be taken out alone, the most specific feature.
+#: What a graph does under the checks: it passes, it is no valid graph, or it fails with a signature.
+PASSES, INVALID = "passes", "invalid"
 
-    Passing, not merely failing otherwise: a node named `_operator` turns
-    a NameError into an UnboundLocalError, and is not what the bug is."""
+
+def construct(recipe: recipes.Recipe, outcome: Callable[[recipes.Recipe], str]) -> str:
+    """The construct a minimal failing recipe fails on, by what taking each feature out does.
+
+    The most specific feature whose removal makes the graph pass; else one
+    whose removal leaves a valid graph that fails otherwise (two bugs
+    overlap: a dropped default and a slice getitem); else a feature no edit
+    takes out (no placeholder at all), or the most specific. Passing comes
+    first, not merely failing otherwise: a node named `_operator` turns a
+    NameError into an UnboundLocalError, and is not what the bug is.
+    `outcome` gives `PASSES`, `INVALID` or the signature a recipe fails with.
+    """
     held = features(recipe)
+    original = outcome(recipe)
+    results = {feature.label: outcome(feature.neutral(recipe)) for feature in held if feature.neutral is not None}
     for feature in held:
-        if feature.neutral is not None and passes(feature.neutral(recipe)):
+        if results.get(feature.label) == PASSES:
             return feature.label
-    # Nothing taken out alone makes it pass: a feature no edit takes out (no placeholder at all), or the most specific.
+    for feature in held:
+        if results.get(feature.label) not in (None, INVALID, original):
+            return feature.label
     fixed = [feature for feature in held if feature.neutral is None]
     return (fixed or held)[0].label if held else "the graph's output"
 
