@@ -6,7 +6,9 @@
 every drawn node is evaluated on small real tensors as it is drawn
 (`recipe.run_node`), so each choice is made among values of the right type
 (a getitem key in range, a tensor that broadcasts) and every drawn graph
-runs under `torch.fx.Interpreter`.
+runs under `torch.fx.Interpreter`. The small choices come from three byte
+strings Hypothesis draws per graph (inputs, one per node, output; see
+`_Choices`), so drawing costs a few Hypothesis draws, not one per choice.
 
     from astgen.testing.drawing import split_graphs, VLLM_KINDS
     @given(split_graphs(max_nodes=6, kinds=VLLM_KINDS))
@@ -559,8 +561,9 @@ def recipes(
     `kinds` (a subset of `KINDS`) says which node kinds and features to draw;
     it must hold one of `NODE_KINDS` unless `max_nodes` is 0, since the other
     kinds only shape nodes. `VLLM_KINDS` gives exactly the shape of vLLM's
-    split graphs. Every graph has at least one tensor input and `min_nodes`
-    to `max_nodes` nodes.
+    split graphs. A graph has `min_nodes` to `max_nodes` nodes and a tensor
+    first input, or, where `get_attr` or `constants` with `call_function` can
+    make values from nothing, now and then no input at all.
     """
     chosen = frozenset(kinds)
     unknown = chosen - set(KINDS)

@@ -379,10 +379,6 @@ def construct(recipe: recipes.Recipe, outcome: Callable[[recipes.Recipe], str]) 
     return (fixed or held)[0].label if held else "the graph's output"
 
 
-def is_hostile(label: str) -> bool:
-    return label.startswith(HOSTILE)
-
-
 def group_key(signature_kind: str, label: str) -> str:
     """What a campaign reports once: the target, the check and the kind of error, on the construct."""
     return f"{signature_kind} on {label}"
