@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs unit property fuzz bench clean redis-server
+.PHONY: demo test lint docs unit property fuzz fuzz-vllm bench clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,13 @@ bench: $(STAMP) $(VLLM_STAMP)
 
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .hypothesis .mypy_cache .ruff_cache
+
+# A campaign against the real vLLM 0.33 generator (vllm.compilation.codegen) in the vLLM
+# environment; root causes and reproducers in fuzz-out/vllm (docs/fuzzing.md shows a run).
+VLLM_VENV ?= .venv-vllm
+VLLM_PY ?= $(VLLM_VENV)/bin/python
+VLLM_STAMP ?= $(VLLM_VENV)/.installed
+FUZZ_VLLM_SECONDS ?= 120
+fuzz-vllm: $(VLLM_STAMP)
+	PYTHONPATH=$(CURDIR) $(VLLM_PY) -m astgen.fuzz --seconds $(FUZZ_VLLM_SECONDS) --workers $(FUZZ_WORKERS) \
+		--db none --out fuzz-out/vllm --target vllm-api:vllm.compilation.codegen

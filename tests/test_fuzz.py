@@ -140,7 +140,8 @@ def test_campaign_finds_a_planted_bug_and_writes_a_reproducer_that_replays_it(tm
     assert len(scripts) == distinct
     script = scripts[0]
     text = script.read_text()
-    assert "RECIPE = '" in text and "checks.reproduce(json.loads(RECIPE), SIGNATURE, json.loads(TARGETS))" in text
+    assert "def graph():" in text and "g = torch.fx.Graph()" in text
+    assert "sys.exit(checks.report(graph, TARGETS, SIGNATURE))" in text
     # The dropped keyword shows as a different result or as a piece that
     # raises, whichever graph the unseeded campaign draws first; either way
     # the interpreter check found it, and the script records which.
@@ -163,7 +164,7 @@ def test_campaign_finds_a_planted_bug_and_writes_a_reproducer_that_replays_it(tm
     )
     broken = python("-c", code)
     assert broken.returncode == 1, broken.stdout + broken.stderr
-    assert "FX graph:" in broken.stdout and "astgen source:" in broken.stdout
+    assert "FX graph:" in broken.stdout and "astgen generates:" in broken.stdout
     assert f"FAILS: {recorded}" in broken.stdout
     if recorded == "astgen interpreter: astgen differs from the interpreter":
         assert "keys [" in broken.stdout or "values differ" in broken.stdout or "length" in broken.stdout
@@ -177,26 +178,51 @@ def test_a_seed_and_a_database_exclude_each_other(tmp_path: Path) -> None:
     assert fuzz.main(["--seed", "0", "--db", str(tmp_path / "db"), "--max-examples", "1"]) == 2
 
 
-def test_reproducers_are_deduplicated_by_signature(tmp_path: Path) -> None:
-    recipe = {"inputs": [], "nodes": []}
-    first = fuzz.write_reproducer(tmp_path, recipe, "interpreter: astgen differs from the interpreter")
-    second = fuzz.write_reproducer(tmp_path, recipe, "interpreter: astgen differs from the interpreter")
-    other = fuzz.write_reproducer(tmp_path, recipe, "liveness: something else")
+SMALL: recipes.Recipe = {
+    "inputs": [{"kind": "tensor", "dtype": "float32", "shape": [2], "fill": "arange", "offset": 0}],
+    "passed": 1,
+    "modules": [],
+    "targets": [],
+    "buffers": [],
+    "nodes": [{"op": "call_function", "function": "torch.add", "args": [["ref", 0], ["float", "inf"]]}],
+    "output": ["ref", 1],
+}
+
+
+def test_reproducers_are_deduplicated_by_root_cause(tmp_path: Path) -> None:
+    first = fuzz.write_reproducer(tmp_path, SMALL, "interpreter: astgen differs from the interpreter")
+    second = fuzz.write_reproducer(tmp_path, SMALL, "interpreter: astgen differs from the interpreter")
+    other = fuzz.write_reproducer(tmp_path, SMALL, "liveness: something else")
     assert first is not None and second is None and other is not None and other != first
 
 
 def test_reproducer_text_never_splices_the_recipe_into_code() -> None:
-    recipe = {"inputs": [], "note": "'''); import os; ('"}
+    hostile = "'''); import os; ('"
+    recipe = json.loads(json.dumps(SMALL))
+    recipe["nodes"].append({"op": "call_function", "function": "pack", "args": [["str", hostile]]})
+    recipe["names"] = {"1": recipes.PAYLOADS[0]}
+    recipe["labels"] = {"0": "torch"}
+    recipe["output"] = ["tuple", [["ref", 1], ["ref", 2], ["pair", ["float", "nan"], ["float", "-0.0"]]]]
     text = fuzz.reproducer_source(recipe, 'sig"; import os')
     tree = ast.parse(text)
     constants = {
         node.targets[0].id: node.value.value
         for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
     }
-    assert json.loads(constants["RECIPE"]) == recipe and constants["SIGNATURE"] == 'sig"; import os'
-    kinds = [type(node).__name__ for node in tree.body]
-    assert kinds == ["Expr", "Import", "Import", "ImportFrom", "Assign", "Assign", "Assign", "If"]
+    assert constants["SIGNATURE"] == 'sig"; import os'
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert hostile in strings and recipes.PAYLOADS[0] in strings
+    # `graph()` builds the very graph the recipe does, hostile names and all, and no payload runs.
+    namespace: dict[str, Any] = {"__name__": "reproducer"}
+    recipes.clear_payload_canary()
+    exec(compile(tree, "reproducer", "exec"), namespace)
+    gm, args = namespace["graph"]()
+    built, built_args = recipes.build(recipe)
+    assert str(gm.graph) == str(built.graph) and not recipes.payload_executed()
+    assert fuzz.difference(torch.fx.Interpreter(built).run(*built_args), torch.fx.Interpreter(gm).run(*args)) is None
 
 
 def test_cli_on_main_finds_nothing_and_reports_graphs_per_second(tmp_path: Path) -> None:
@@ -204,8 +230,8 @@ def test_cli_on_main_finds_nothing_and_reports_graphs_per_second(tmp_path: Path)
         "-m", "astgen.fuzz", "--max-examples", "60", "--workers", "2", "--out", str(tmp_path / "out"), "--db", "none"
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "astgen.fuzz: 60 graphs in" in result.stdout and "graphs/s, 2 workers), 0 distinct failures" in result.stdout
-    assert "[astgen.fuzz]" in result.stderr and "failures: 0" in result.stderr
+    assert "astgen.fuzz: 60 graphs in" in result.stdout and "graphs/s, 2 workers), 0 root causes" in result.stdout
+    assert "[astgen.fuzz]" in result.stderr and "root causes: 0" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -291,7 +317,8 @@ def test_help_lists_the_kinds_checks_and_defaults(capsys: pytest.CaptureFixture[
     for option, default in [("--workers", "1"), ("--max-nodes", "8"), ("--out", "fuzz-out"), ("--seconds", "60")]:
         help_of = text.split(option, 2)[-1]
         assert f"(default: {default}" in help_of.split(" --")[0], option
-    assert "exit status: 0 no failure, 1 a failure found" in text and "2 bad usage" in text
+    assert "exit status: 0 graphs checked and no failure, 1 a failure found" in text and "2 bad usage" in text
+    assert f"{campaign_module.NOTHING_CHECKED} no graph checked" in text
 
 
 # ---------------------------------------------------------------- the example database
@@ -313,7 +340,7 @@ def test_saved_failures_survive_replays_and_campaigns_on_fixed_code(tmp_path: Pa
         assert fuzz.campaign(seconds=60, max_examples=20, out=tmp_path / "a", **options) == 1
     saved = _contents(db)
     assert saved, "the failure was not saved"
-    with mock.patch.object(campaign_module, "check_recipe", lambda *arguments: None):
+    with mock.patch.object(campaign_module, "check_recipe", lambda *arguments: {}):
         # A worker on fixed code replays everything and finds nothing...
         assert fuzz.campaign(seconds=60, max_examples=None, replay=True, out=tmp_path / "b", **options) == 0
         assert _contents(db) == saved, "a replay changed the shared database"

@@ -5,7 +5,12 @@
 - `oracles`: exact result comparison and the liveness oracle, from the FX graph alone;
 - `targets`: what a campaign fuzzs: astgen, FX's codegen, the interpreter, vLLM's API, your own;
 - `checks`: the properties, by name, and the reproducers' entry point (no Hypothesis);
-- `campaign`: worker processes, the example database and `python -m astgen.fuzz`.
+- `findings`: normalized signatures and the construct a minimal failing graph fails on;
+- `minimize`: delta debugging over a recipe, after Hypothesis shrinks;
+- `reproducers`: a minimal graph as a script of FX API calls that exits 1 while it fails;
+- `campaign`: worker processes, the example database, root causes and `python -m astgen.fuzz`.
+
+docs/fuzzing.md describes campaigns, their reports and exit codes, and the findings against vLLM 0.33.
 
 `import astgen` imports none of these.
 """

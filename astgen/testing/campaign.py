@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import gc
 import importlib.metadata
 import math
@@ -29,16 +31,18 @@ import torch
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase, ReadOnlyDatabase
 
-from astgen.testing import drawing, targets
+from astgen.testing import drawing, findings, minimize, targets
 from astgen.testing import recipe as recipes
 from astgen.testing.checks import (
     ALL_CHECKS,
     CHECK_DESCRIPTIONS,
     CHECKS,
+    PropertyFailure,
     check_recipe,
+    kind,
     signature,
-    write_reproducer,
 )
+from astgen.testing.reproducers import write_reproducer
 
 # ---------------------------------------------------------------- campaigns
 
@@ -162,6 +166,61 @@ class _OutOfTime(BaseException):
     instead of taking it for a failure to shrink."""
 
 
+class _Found(AssertionError):
+    """A failure as the campaign raises it to Hypothesis: one subclass per signature (`_found`), so
+    Hypothesis shrinks each failure on its own instead of all raised at one line as one."""
+
+
+@functools.cache
+def _found(failure_signature: str) -> type[_Found]:
+    return type("_Found", (_Found,), {"signature": failure_signature})
+
+
+@dataclass
+class _Raw:
+    """One signature as a worker saw it: the smallest recipe failing with it, and how many graphs did."""
+
+    recipe: recipes.Recipe
+    signature: str
+    kind: str
+    occurrences: int = 0
+    group: str | None = None
+
+
+@dataclass
+class Tally:
+    """What a campaign saw, summed over workers: graphs checked and refused, coverage and root causes."""
+
+    graphs: int = 0
+    checked: int = 0
+    failing: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # "target: construct" -> graphs
+    observed: dict[str, int] = field(default_factory=dict)  # "target check" -> graphs it observed
+    runs: dict[str, int] = field(default_factory=dict)  # "target check" -> graphs it ran on
+    groups: dict[str, int] = field(default_factory=dict)  # root cause -> failing graphs
+    signatures: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.graphs += other.graphs
+        self.checked += other.checked
+        self.failing += other.failing
+        self.signatures += other.signatures
+        for mine, theirs in (
+            (self.refused, other.refused),
+            (self.observed, other.observed),
+            (self.runs, other.runs),
+            (self.groups, other.groups),
+        ):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+
+
+# Seconds the delta-debugging of one new failure may take; a deadline closer than that cuts it short.
+_MINIMIZE_SECONDS = 8.0
+# Drawing stops this long before the workers must report, for the last failures to be minimized.
+_GROUPING_SECONDS = 1.0
+
+
 @dataclass
 class _Worker:
     """One campaign process: Hypothesis runs in batches until the deadline or its share of examples."""
@@ -179,7 +238,11 @@ class _Worker:
     seed: int | None = None
     fuzzed: tuple[str, ...] = (targets.ASTGEN,)
     count: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, _Raw] = field(default_factory=dict)
+    #: The constructs found so far for each signature (see `triage`).
+    constructs: dict[str, set[str]] = field(default_factory=dict)
+    groups: dict[str, str | None] = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
     last_report: float = 0.0
 
     def run(self) -> None:
@@ -196,6 +259,18 @@ class _Worker:
             else:
                 os.environ[_CODE_CACHE_SETTING] = saved
 
+    def observe(self, seen: dict[str, Any], resolved: Sequence[targets.Target]) -> None:
+        tally = self.tally
+        refused = seen.get("refused", {})
+        for name, construct in refused.items():
+            key = f"{name}: {construct}"
+            tally.refused[key] = tally.refused.get(key, 0) + 1
+        if len(refused) < len(resolved):
+            tally.checked += 1
+        for key, observed in seen.get("coverage", {}).items():
+            tally.runs[key] = tally.runs.get(key, 0) + 1
+            tally.observed[key] = tally.observed.get(key, 0) + observed
+
     def _run(self) -> None:
         torch.set_num_threads(1)
         # Drawn graphs call torch in every legal and deprecated way; its
@@ -204,7 +279,6 @@ class _Worker:
         database = open_database(self.database)
         strategy = drawing.recipes(kinds=self.kinds, max_nodes=self.max_nodes)
         resolved = resolve_targets(self.fuzzed)
-        found: dict[str, tuple[recipes.Recipe, str]] = {}
         failing_runs = 0
 
         def campaign_property(recipe: recipes.Recipe) -> None:
@@ -214,12 +288,25 @@ class _Worker:
             self.count += 1
             self.tick()
             try:
-                check_recipe(recipe, self.checks, resolved)
+                seen = check_recipe(recipe, self.checks, resolved)
             except Exception as error:
-                # Hypothesis replays the shrunk example last, so it wins.
-                found[signature(error)] = (recipe, str(error))
                 failing_runs += 1
-                raise
+                failure_signature = signature(error)
+                key = self.triage(failure_signature, recipe)
+                known = self.raw.get(key)
+                if known is None:
+                    known = self.raw[key] = _Raw(recipe, failure_signature, kind(error))
+                elif minimize.size(recipe) < minimize.size(known.recipe):
+                    known.recipe = recipe
+                known.occurrences += 1
+                self.tally.failing += 1
+                if isinstance(error, PropertyFailure):
+                    # The check that failed observed the target; the others did not run.
+                    observed = f"{error.target} {error.check}"
+                    self.tally.runs[observed] = self.tally.runs.get(observed, 0) + 1
+                    self.tally.observed[observed] = self.tally.observed.get(observed, 0) + 1
+                raise _found(failure_signature)(failure_signature) from error
+            self.observe(seen, resolved)
 
         # Saved failures are replayed first, and through a read-only view:
         # one that no longer fails here may still fail for the worker that
@@ -259,32 +346,122 @@ class _Worker:
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
                 try:
                     test()
-                except _OutOfTime:
-                    pass
                 except unittest.SkipTest:
                     # Hypothesis had nothing to run: a replay of an empty database.
                     pass
-                except Exception:
-                    # A property failure is what a campaign is for; anything
-                    # else (a broken strategy, bad settings) must not spin silently.
-                    if failing_runs == failing:
+                except BaseException as error:
+                    # The deadline, or failures (one or a group, the deadline among
+                    # them), are what a campaign expects; anything else (a broken
+                    # strategy, bad settings) must not spin silently.
+                    if not _expected(error) or (failing_runs == failing and not _timed_out(error)):
                         raise
-            for failure_signature, (recipe, message) in found.items():
-                if failure_signature not in self.failures:
-                    self.failures[failure_signature] = message
-                    path = write_reproducer(self.out, recipe, failure_signature, self.fuzzed)
-                    self.report.put(("failure", self.index, failure_signature, str(path) if path else None))
+            self.group_new_failures(resolved)
             if self.replay:
                 break
             replaying = False
-        self.tick(force=True)
-        self.report.put(("done", self.index, self.count, len(self.failures)))
+        self.report.put(("done", self.index, self.count, self.snapshot()))
+
+    def snapshot(self) -> Tally:
+        """The tally so far: sent with every progress report, so a worker stopped at the deadline still counts."""
+        groups: dict[str, int] = {}
+        for entry in self.raw.values():
+            if entry.group is not None:
+                groups[entry.group] = groups.get(entry.group, 0) + entry.occurrences
+        signatures = len({entry.signature for entry in self.raw.values()})
+        return dataclasses.replace(
+            self.tally,
+            graphs=self.count,
+            signatures=signatures,
+            groups=groups,
+            refused=dict(self.tally.refused),
+            observed=dict(self.tally.observed),
+            runs=dict(self.tally.runs),
+        )
+
+    def triage(self, failure_signature: str, recipe: recipes.Recipe) -> str:
+        """Where a failing graph is counted: under its signature and its most specific construct.
+
+        One signature can have several causes (a SyntaxError's: a hostile
+        name, an object without a literal form), so graphs of another most
+        specific construct are kept apart and minimized on their own, unless
+        they hold a construct already found for the signature."""
+        held = findings.features(recipe)
+        return f"{failure_signature} | {held[0].label}" if held else failure_signature
+
+    def group_new_failures(self, resolved: Sequence[targets.Target]) -> None:
+        """Minimize each new failure's smallest recipe, find its construct, and report each new root cause once."""
+        for entry in list(self.raw.values()):
+            if entry.group is not None:
+                continue
+            failure_signature = entry.signature
+            known = self.constructs.get(failure_signature, set())
+            held = [feature.label for feature in findings.features(entry.recipe) if feature.label in known]
+            if held:
+                # A graph of a construct already found for its signature: that root cause again.
+                entry.group = findings.group_key(entry.kind, held[0])
+                continue
+
+            def still_fails(candidate: recipes.Recipe, wanted: str = failure_signature) -> bool:
+                return fails_with(candidate, wanted, self.checks, resolved)
+
+            budget = min(self.deadline + _GROUPING_SECONDS, time.monotonic() + _MINIMIZE_SECONDS)
+            minimal = minimize.minimize(entry.recipe, still_fails, deadline=budget)
+            # A few runs more, past the deadline if it came: a root cause without its construct is no report.
+            construct = findings.construct(minimal, functools.partial(outcome, checks=self.checks, resolved=resolved))
+            entry.group = findings.group_key(entry.kind, construct)
+            known.add(construct)
+            self.constructs[failure_signature] = known
+            if entry.group not in self.groups:
+                path = write_reproducer(self.out, minimal, failure_signature, self.fuzzed, entry.group)
+                self.groups[entry.group] = str(path) if path else None
+                self.report.put(("failure", self.index, entry.group, self.groups[entry.group]))
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self.last_report > 0.25:
             self.last_report = now
-            self.report.put(("progress", self.index, self.count, len(self.failures)))
+            self.report.put(("progress", self.index, self.count, self.snapshot()))
+
+
+def fails_with(
+    recipe: recipes.Recipe, failure_signature: str, checks: Sequence[str], resolved: Sequence[targets.Target]
+) -> bool:
+    """Whether the graph `recipe` describes fails with `failure_signature` (any other outcome: no)."""
+    try:
+        check_recipe(recipe, checks, resolved)
+    except Exception as error:
+        return signature(error) == failure_signature
+    return False
+
+
+def outcome(recipe: recipes.Recipe, checks: Sequence[str], resolved: Sequence[targets.Target]) -> str:
+    """What the graph `recipe` describes does: `findings.PASSES` (a refusal by design passes too),
+    `findings.INVALID` where it is no graph the interpreter runs, or the signature it fails with."""
+    try:
+        gm, args = recipes.build(recipe)
+        torch.fx.Interpreter(gm).run(*args)
+    except Exception:
+        return findings.INVALID
+    try:
+        check_recipe(recipe, checks, resolved)
+    except Exception as error:
+        return signature(error)
+    return findings.PASSES
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _expected(error: BaseException) -> bool:
+    """A failure the property raised, the deadline, or a group of those (Hypothesis's report of several bugs)."""
+    return all(isinstance(leaf, (_Found, _OutOfTime)) for leaf in _leaves(error))
+
+
+def _timed_out(error: BaseException) -> bool:
+    return any(isinstance(leaf, _OutOfTime) for leaf in _leaves(error))
 
 
 #: The loader's setting for its code cache on disk (`astgen.loader.cache_directory`).
@@ -303,6 +480,7 @@ class _Progress:
         self.counts = [0] * workers
         self.finished = [False] * workers
         self.signatures: dict[str, str | None] = {}
+        self.tallies: list[Tally] = [Tally() for _ in range(workers)]
         self.stream = stream
         # On a terminal the line redraws in place; in a log, a line every few seconds.
         self.interval = 0.25 if getattr(stream, "isatty", lambda: False)() else 10.0
@@ -312,6 +490,8 @@ class _Progress:
         kind, index = message[0], message[1]
         if kind in ("progress", "done"):
             self.counts[index] = message[2]
+            if not self.finished[index]:
+                self.tallies[index] = message[3]
             self.finished[index] = self.finished[index] or kind == "done"
         elif kind == "failure" and message[2] not in self.signatures:
             self.signatures[message[2]] = message[3]
@@ -329,7 +509,7 @@ class _Progress:
         total = sum(self.counts)
         return (
             f"{elapsed:6.1f}s  graphs: {total} ({total / max(elapsed, 1e-9):.0f}/s)"
-            f"  failures: {len(self.signatures)}  workers: {len(self.counts)}"
+            f"  root causes: {len(self.signatures)}  workers: {len(self.counts)}"
         )
 
 
@@ -396,7 +576,33 @@ def _run_several(workers: int, worker: Callable[[int, Any], _Worker], progress: 
     relay.reports = None
 
 
-def campaign(
+@dataclass
+class Summary:
+    """A campaign's outcome: the tally of every worker and the root causes, with their reproducers."""
+
+    tally: Tally
+    root_causes: dict[str, str | None]
+    elapsed: float
+    workers: int
+
+    @property
+    def status(self) -> int:
+        """The exit status: 0 graphs checked and none failed, 1 a root cause found, 3 no graph checked."""
+        if self.root_causes:
+            return 1
+        return NOTHING_CHECKED if not self.tally.checked else 0
+
+
+#: The exit status of a campaign that checked no graph (start-up took the time given, or every graph was refused).
+NOTHING_CHECKED = 3
+
+
+def campaign(**options: Any) -> int:
+    """Run a campaign (`run_campaign`, same options); return the number of distinct root causes."""
+    return len(run_campaign(**options).root_causes)
+
+
+def run_campaign(
     *,
     seconds: float | None,
     max_examples: int | None,
@@ -404,15 +610,15 @@ def campaign(
     database: str | None,
     out: Path,
     replay: bool = False,
-    kinds: Sequence[str] = recipes.KINDS,
+    kinds: Sequence[str] = recipes.DEFAULT_KINDS,
     max_nodes: int = 8,
     checks: Sequence[str] | None = None,
     stream: Any = None,
     seed: int | None = None,
     started: float | None = None,
     fuzzed: Sequence[str] = (targets.ASTGEN,),
-) -> int:
-    """Run a campaign, with a progress line on `stream` (stderr); return the number of distinct failures.
+) -> Summary:
+    """Run a campaign, with a progress line on `stream` (stderr) and a summary on stdout.
 
     One worker runs in this process; more run as spawned processes, sharing
     the example database and the reproducer directory. `seconds` counts from
@@ -423,6 +629,8 @@ def campaign(
     saved failures are replayed read-only (`replay` does nothing else).
     `fuzzed` names the targets (`astgen.testing.targets`): one, or two for
     a differential run; `checks` defaults to every check they claim.
+    Each new failure is delta-debugged (`astgen.testing.minimize`) and
+    grouped by root cause (`astgen.testing.findings`): one reproducer each.
     Raises `UsageError` for options it cannot run with, before anything runs.
     """
     out = Path(out)
@@ -443,7 +651,7 @@ def campaign(
     stream = stream or sys.stderr
     progress = _Progress(workers, stream, time.monotonic() if started is None else started)
     end = progress.start + seconds if seconds is not None else math.inf
-    deadline = end - _SHUTDOWN_SECONDS
+    deadline = end - _SHUTDOWN_SECONDS - _GROUPING_SECONDS
     share = math.ceil(max_examples / workers) if max_examples is not None else sys.maxsize
 
     def worker(index: int, report: Any) -> _Worker:
@@ -466,21 +674,59 @@ def campaign(
         worker(0, progress).run()
     else:
         _run_several(workers, worker, progress, end)
-    elapsed = time.monotonic() - progress.start
-    total = sum(progress.counts)
-    if not total:
+    tally = Tally()
+    for each in progress.tallies:
+        tally.add(each)
+    summary = Summary(tally, dict(progress.signatures), time.monotonic() - progress.start, workers)
+    summary.tally.graphs = max(summary.tally.graphs, sum(progress.counts))
+    if not summary.tally.graphs:
         stream.write(
             "astgen.fuzz: the database holds no failure saved by this campaign property\n"
             if replay
             else f"astgen.fuzz: no graph checked: start-up took the {seconds}s given\n"
         )
+    print_summary(summary)
+    return summary
+
+
+def print_summary(summary: Summary) -> None:
+    """The summary on stdout: graphs, refusals by construct, root causes (hostile input apart) and coverage."""
+    tally = summary.tally
+    graphs, elapsed = tally.graphs, summary.elapsed
+    refused = graphs - tally.checked - tally.failing
     print(
-        f"astgen.fuzz: {total} graphs in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} graphs/s,"
-        f" {workers} worker{'s' if workers > 1 else ''}), {len(progress.signatures)} distinct failures"
+        f"astgen.fuzz: {graphs} graphs in {elapsed:.1f}s ({graphs / max(elapsed, 1e-9):.0f} graphs/s,"
+        f" {summary.workers} worker{'s' if summary.workers > 1 else ''}), {len(summary.root_causes)} root causes"
     )
-    for failure_signature, path in progress.signatures.items():
-        print(f"  {failure_signature}" + (f" -> {path}" if path else ""))
-    return len(progress.signatures)
+    print(
+        f"  checked {tally.checked}, refused by design {max(refused, 0)}; {tally.failing} failing runs"
+        f" (shrink steps included) with {tally.signatures} distinct messages"
+    )
+    reachable = {key: path for key, path in summary.root_causes.items() if not _hostile(key)}
+    hostile = {key: path for key, path in summary.root_causes.items() if _hostile(key)}
+    for title, causes in (("root causes", reachable), ("hostile input (--kinds names)", hostile)):
+        if causes:
+            print(f"{title}:")
+            for key, path in causes.items():
+                count = tally.groups.get(key, 0)
+                print(f"  {key} [{count} runs]" + (f" -> {path}" if path else ""))
+    if tally.refused:
+        print("refused by design:")
+        for key, count in sorted(tally.refused.items(), key=lambda item: -item[1]):
+            print(f"  {key}: {count} graphs")
+    if tally.runs:
+        print("coverage (graphs each check could observe the target on, of those it ran on):")
+        for key in sorted(tally.runs):
+            observed, runs = tally.observed.get(key, 0), tally.runs[key]
+            note = "  covered nothing" if not observed else ""
+            print(f"  {key}: {observed}/{runs}{note}")
+        blind = [key for key in sorted(tally.runs) if not tally.observed.get(key)]
+        if blind:
+            print(f"astgen.fuzz: covered nothing: {', '.join(blind)}")
+
+
+def _hostile(root_cause: str) -> bool:
+    return f" on {findings.HOSTILE}" in root_cause
 
 
 # ---------------------------------------------------------------- the command line
@@ -506,17 +752,20 @@ def _epilog() -> str:
     built_in = "\n".join(f"  {name:<{width}}  {make().description}" for name, make in targets.BUILTIN.items())
     shaping = ", ".join(kind for kind in recipes.KINDS if kind not in recipes.NODE_KINDS)
     return (
-        f"kinds (--kinds, default: all of them):\n{kinds}\n"
+        f"kinds (--kinds, default: all but names, which is hostile input):\n{kinds}\n"
         f"  ({shaping} only shape nodes: give them with a kind that makes nodes)\n\n"
         f"checks of astgen (--checks, default: all of them):\n{checks}\n\n"
         f"checks of other targets (default: all the target claims):\n{foreign}\n\n"
         f"targets (--target, default: astgen; twice for a differential run):\n{built_in}\n"
         "  vllm-api:MODULE       a module with vLLM's generate_execution_code and compile_execution_fn\n"
-        "                        (the example: vllm-api:benchmarks.string_baseline)\n"
+        "                        (the example: vllm-api:benchmarks.string_baseline); what vLLM refuses by\n"
+        "                        design (Unsupported node: get_attr, call_method) is counted as refused\n"
         "  package.module:NAME   a Target, a function returning one, or a function (gm, pieces) -> callable\n\n"
         "The database holds the failing graphs Hypothesis saved (the shrunk one and the\n"
         "steps toward it), never a passing one; campaigns and --replay only add to it.\n\n"
-        "exit status: 0 no failure, 1 a failure found (a reproducer each in --out), 2 bad usage"
+        "exit status: 0 graphs checked and no failure, 1 a failure found (a reproducer per root cause in --out),\n"
+        f"2 bad usage or no Hypothesis installed, {NOTHING_CHECKED} no graph checked (start-up took the time\n"
+        "given, or the targets refused every graph)"
     )
 
 
@@ -544,7 +793,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--replay", action="store_true", help="only replay the failures saved in --db, read-only; draw nothing new"
     )
-    parser.add_argument("--kinds", default=",".join(recipes.KINDS), help="kinds to draw, comma-separated (below)")
+    parser.add_argument(
+        "--kinds", default=",".join(recipes.DEFAULT_KINDS), help="kinds to draw, comma-separated (below)"
+    )
     parser.add_argument("--max-nodes", type=int, default=8, help="nodes a graph has at most (default: %(default)s)")
     parser.add_argument("--checks", help="checks to run, comma-separated (below; default: all the targets claim)")
     parser.add_argument(
@@ -564,7 +815,7 @@ def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> 
     try:
         options = parser.parse_args(argv)
         seconds = options.seconds if options.seconds is not None or options.max_examples is not None else 60.0
-        failures = campaign(
+        summary = run_campaign(
             seconds=seconds,
             max_examples=options.max_examples,
             workers=options.workers,
@@ -581,7 +832,7 @@ def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> 
     except UsageError as error:
         print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    return 1 if failures else 0
+    return summary.status
 
 
 def _process_age() -> float:

@@ -7,7 +7,7 @@ target claims, and compares two targets with each other. Tensors compare
 exactly (`astgen.testing.oracles.difference`). A failure is a
 `PropertyFailure`, deduplicated by `signature`: the target, the check and a
 summary stable across graphs. This module imports no Hypothesis: the
-reproducers that `python -m astgen.fuzz` writes call `reproduce` here.
+reproducers that `python -m astgen.fuzz` writes call `report` here.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
-import hashlib
-import json
 import os
 import pickle
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from astgen.loader import load
 from astgen.lower import lower
 from astgen.passes import run_passes
 from astgen.testing import recipe as recipes
+from astgen.testing.findings import error_summary, error_type, normalized
 from astgen.testing.oracles import (
     Liveness,
     Probe,
@@ -70,13 +69,20 @@ ALL_CHECKS: tuple[str, ...] = tuple(dict.fromkeys((*CHECKS, *FOREIGN_CHECKS)))
 
 
 class PropertyFailure(AssertionError):
-    """A graph on which a target breaks a property. `summary` is stable across graphs; `detail` is not."""
+    """A graph on which a target breaks a property. `summary` is stable across graphs; `detail` is not.
 
-    def __init__(self, check: str, summary: str, detail: str = "", target: str = ASTGEN) -> None:
+    `kind` is what the root cause is grouped by (`astgen.testing.findings`):
+    the summary, with an exception's type for its normalized message.
+    """
+
+    def __init__(
+        self, check: str, summary: str, detail: str = "", target: str = ASTGEN, kind: str | None = None
+    ) -> None:
         self.check = check
         self.summary = summary
         self.detail = detail
         self.target = target
+        self.kind = summary if kind is None else kind
         super().__init__(f"[{target} {check}] {summary}" + (f"\n{detail}" if detail else ""))
 
 
@@ -290,7 +296,8 @@ def check_graphmodule(gm: torch.fx.GraphModule, args: Sequence[Any], expected: A
     if _mentions_payload(gm):
         return "payload"
     try:
-        gm.real_recompile()  # type: ignore[operator]
+        # A lazy GraphModule (as recipes build) prints its code only when asked.
+        getattr(gm, "real_recompile", gm.recompile)()
         # `forward` rather than `gm(...)`: FX's call wrapper prints to stderr on errors.
         from_fx = gm.forward(*args)
     except Exception:
@@ -315,8 +322,11 @@ def check_graph(
 ) -> dict[str, Any]:
     """Run astgen's `checks` on one graph; raise `PropertyFailure` (or astgen's own error) on the first that fails.
 
-    Returns what was seen on the way: `result` (astgen's, where it ran) and
-    `graphmodule` (what FX's own codegen did, see `check_graphmodule`).
+    Returns what was seen on the way: `result` (astgen's, where it ran),
+    `graphmodule` (what FX's own codegen did, see `check_graphmodule`) and
+    `coverage`: for each check run, whether it could observe anything on
+    this graph (liveness and traceback need a submodule call, graphmodule a
+    graph FX can print, payloads a payload in the graph).
     """
     wanted = set(checks)
     unknown = wanted - set(CHECKS)
@@ -346,6 +356,8 @@ def check_graph(
         found = difference(expected, actual) if "interpreter" in wanted else None
         if found:
             raise PropertyFailure("interpreter", "astgen differs from the interpreter", f"{found}\n{compiled.source}")
+    calls_a_piece = any(node.op == "call_module" for node in gm.graph.nodes)
+    observes = {"liveness": calls_a_piece, "traceback": calls_a_piece, "payloads": _mentions_payload(gm)}
     steps: list[tuple[str, Callable[[], None]]] = [
         ("statements", lambda: check_statements(compiled)),
         ("roundtrip", lambda: check_roundtrip(compiled)),
@@ -365,6 +377,8 @@ def check_graph(
             raise PropertyFailure("payloads", "a payload from the graph was executed", compiled.source)
     if "graphmodule" in wanted:
         seen["graphmodule"] = check_graphmodule(gm, args, expected, actual)
+        observes["graphmodule"] = seen["graphmodule"] == "agrees"
+    seen["coverage"] = {f"{ASTGEN} {check}": observes.get(check, True) for check in CHECKS if check in wanted}
     return seen
 
 
@@ -382,24 +396,16 @@ def _stage(name: str) -> Iterator[None]:
 # ---------------------------------------------------------------- other targets
 
 
-_UNSUPPORTED = object()
+def _names(gm: torch.fx.GraphModule) -> set[str]:
+    """What a message may name that changes from graph to graph: node names, module and buffer targets.
 
-
-def _normalized(message: str, gm: torch.fx.GraphModule) -> str:
-    """The first line of an error message without what changes from graph to graph: node names, numbers."""
-    names = {node.name for node in gm.graph.nodes} | {
-        node.target for node in gm.graph.nodes if isinstance(node.target, str)
+    Not a placeholder's target: FX names the node `inf_1` for a parameter `inf`,
+    and `name 'inf' is not defined` is about the constant, whatever the graph."""
+    return {node.name for node in gm.graph.nodes} | {
+        node.target
+        for node in gm.graph.nodes
+        if node.op in ("call_module", "get_attr") and isinstance(node.target, str)
     }
-    # Names first, whole: a name may hold quotes, spaces and line breaks of its own.
-    for name in sorted((name for name in names if name), key=len, reverse=True):
-        message = message.replace(repr(name), "'<node>'").replace(f"%{name}", "%_")
-    line = (message.strip().splitlines() or [""])[0]
-    line = re.sub(r"\(args = .*", "", line)
-    line = re.sub(r"\[num_users=\d+\]", "", line)
-    line = re.sub(r"target=[^\]]*\]", "target=_]", line)
-    line = re.sub(r"%\S+", "%_", line)
-    line = re.sub(r"\d+", "N", line)
-    return line[:120]
 
 
 def _summary(error: BaseException, gm: torch.fx.GraphModule) -> str:
@@ -410,53 +416,90 @@ def _summary(error: BaseException, gm: torch.fx.GraphModule) -> str:
         frame = frames[-1]
         # Generated code's line numbers change with the graph; a source file's do not.
         line = f":{frame.lineno}" if os.path.exists(frame.filename) else ""
-        where = f" in {Path(frame.filename).name}:{frame.name}{line}"
-    message = _normalized(str(error), gm)
-    return f"{type(error).__name__}" + (f": {message}" if message else "") + where
+        where = f"{normalized(Path(frame.filename).name)}:{frame.name}{line}"
+    return error_summary(error, _names(gm), where)
 
 
 def _formatted(error: BaseException) -> str:
     return "".join(traceback.format_exception(error))
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A target's refusal by design of a graph (`Target.refusals`): the construct it refused."""
+
+    construct: str
+
+
 def check_target(
-    target: Target, gm: torch.fx.GraphModule, args: Sequence[Any], checks: Iterable[str], expected: Any
+    target: Target,
+    gm: torch.fx.GraphModule,
+    args: Sequence[Any],
+    checks: Iterable[str],
+    expected: Any,
+    coverage: dict[str, bool] | None = None,
 ) -> Any:
-    """Run the checks of `checks` that `target` claims on one graph; its result, or `None` where it refuses the graph.
+    """Run the checks of `checks` that `target` claims on one graph; its result, or a `Refused` where
+    it refuses the graph by design.
 
     The target gets callables for the pieces, through which its piece calls
-    are observed (liveness) and made to raise (exceptions).
+    are observed (liveness) and made to raise (exceptions). `coverage`, where
+    given, gets for each check whether it observed the target: liveness and
+    exceptions see nothing of a target that calls no piece (one that inlines
+    them), payloads nothing of a graph without one.
     """
     wanted = set(checks) & target.claims
+    observed = dict.fromkeys(sorted(wanted), False)
+    if coverage is not None:
+        coverage.update({f"{target.name} {check}": False for check in observed})
     modules = submodules(gm)
     current: dict[str, Callable[..., Any]] = dict(modules)
 
     def piece(name: str) -> Callable[..., Any]:
         return lambda *a, **k: current[name](*a, **k)
 
-    def fail(check: str, summary: str, detail: str = "") -> PropertyFailure:
+    def fail(check: str, summary: str, detail: str = "", kind: str | None = None) -> PropertyFailure:
         if recipes.payload_executed() and "payloads" in wanted:
             return PropertyFailure("payloads", "a payload from the graph was executed", detail, target.name)
-        return PropertyFailure(check, summary, detail, target.name)
+        return PropertyFailure(check, summary, detail, target.name, kind)
+
+    def raised(error: Exception, compiling: bool) -> PropertyFailure | Refused:
+        construct = target.refused(error)
+        if construct is not None:
+            return Refused(construct)
+        summary, kind = _summary(error, gm), error_type(error)
+        if compiling:
+            return fail("interpreter", f"compiling raises {summary}", _formatted(error), f"compiling raises {kind}")
+        where = "where the interpreter returns"
+        return fail("interpreter", f"raises {summary} {where}", _formatted(error), f"raises {kind} {where}")
 
     try:
         function = target.compile(gm, {name: piece(name) for name in modules})
-    except target.unsupported:
-        return _UNSUPPORTED
     except Exception as error:
-        raise fail("interpreter", f"compiling raises {_summary(error, gm)}", _formatted(error)) from error
+        outcome = raised(error, compiling=True)
+        if isinstance(outcome, Refused):
+            return outcome
+        raise outcome from error
     probe = Probe()
     current.update(probing_pieces(gm, probe))
     try:
         actual = function(*args)
-    except target.unsupported:
-        return _UNSUPPORTED
     except Exception as error:
-        raise fail(
-            "interpreter", f"raises {_summary(error, gm)} where the interpreter returns", _formatted(error)
-        ) from error
+        outcome = raised(error, compiling=False)
+        if isinstance(outcome, Refused):
+            return outcome
+        raise outcome from error
     finally:
         current.update(modules)
+    observed.update(
+        interpreter=True,
+        agree=True,
+        liveness=bool(probe.order),
+        exceptions=bool(probe.order),
+        payloads=_mentions_payload(gm),
+    )
+    if coverage is not None:
+        coverage.update({f"{target.name} {check}": observed[check] for check in wanted})
     if recipes.payload_executed() and "payloads" in wanted:
         raise fail("payloads", "")
     if "interpreter" in wanted:
@@ -486,7 +529,7 @@ def check_target(
                     raise fail("exceptions", "another piece's exception came out") from error
             except Exception as error:
                 raise fail(
-                    "exceptions", f"a piece's exception came out as {type(error).__name__}", _formatted(error)
+                    "exceptions", f"a piece's exception came out as {error_type(error)}", _formatted(error)
                 ) from error
             else:
                 raise fail("exceptions", "an exception raised in a piece vanished", name)
@@ -500,44 +543,69 @@ def check_target(
 def check_recipe(
     recipe: recipes.Recipe, checks: Iterable[str] = CHECKS, targets: Sequence[Target] | None = None
 ) -> dict[str, Any]:
-    """Build the graph `recipe` describes and run `checks` on it, for astgen or for each of `targets`.
+    """Build the graph `recipe` describes and run `checks` on it, for astgen or for each of `targets` (`check_built`)."""
+    gm, args = recipes.build(recipe)
+    return check_built(gm, args, checks, targets, rebuild=lambda: recipes.build(recipe))
+
+
+def check_built(
+    gm: torch.fx.GraphModule,
+    args: Sequence[Any],
+    checks: Iterable[str] = CHECKS,
+    targets: Sequence[Target] | None = None,
+    *,
+    rebuild: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """Run `checks` on a graph, for astgen or for each of `targets`; `rebuild` makes the same graph anew.
 
     With two targets their results are compared too (the `agree` check).
-    Returns what `check_graph` saw, for astgen.
+    Returns what `check_graph` saw, for astgen, with `coverage` for every
+    target's checks (see `check_graph`, `check_target`) and `refused`: the
+    targets that refused the graph by design, with the construct refused.
     """
-    gm, args = recipes.build(recipe)
     chosen = list(targets) if targets else [resolve(ASTGEN)]
     wanted = set(checks)
+    agreed: bool | None = None
     if len(chosen) == 2 and "agree" in wanted:
-        _check_agree(chosen, gm, args)
+        agreed = _check_agree(chosen, gm, args)
     seen: dict[str, Any] = {}
+    coverage: dict[str, bool] = {}
+    refused: dict[str, str] = {}
     expected: Any = None
     for target in chosen:
         if target.name == ASTGEN:
-            seen = check_graph(gm, args, wanted & set(CHECKS), rebuild=lambda: recipes.build(recipe))
+            seen = check_graph(gm, args, wanted & set(CHECKS), rebuild=rebuild)
+            coverage.update(seen["coverage"])
             continue
         if expected is None:
             recipes.clear_payload_canary()
             expected = (torch.fx.Interpreter(gm).run(*args),)
         recipes.clear_payload_canary()
-        check_target(target, gm, args, wanted, expected[0])
-    return seen
+        outcome = check_target(target, gm, args, wanted, expected[0], coverage)
+        if isinstance(outcome, Refused):
+            refused[target.name] = outcome.construct
+    if agreed is not None:
+        coverage["+".join(target.name for target in chosen) + " agree"] = agreed
+    return {**seen, "coverage": coverage, "refused": refused}
 
 
-def _check_agree(chosen: Sequence[Target], gm: torch.fx.GraphModule, args: Sequence[Any]) -> None:
-    """Two targets that both return must return the same: checked first, as what a differential run is for."""
+def _check_agree(chosen: Sequence[Target], gm: torch.fx.GraphModule, args: Sequence[Any]) -> bool:
+    """Two targets that both return must return the same: checked first, as what a differential run is for.
+
+    Returns whether both returned, so that the two could be compared."""
     results = []
     for target in chosen:
         recipes.clear_payload_canary()
         try:
             results.append(target.compile(gm, submodules(gm))(*args))
         except Exception:
-            return  # a refusal or a failure of its own, which its own checks report
+            return False  # a refusal or a failure of its own, which its own checks report
     recipes.clear_payload_canary()
     (first, a), (second, b) = zip((target.name for target in chosen), results, strict=True)
     found = difference(a, b, f"{first} -> {second}")
     if found:
         raise PropertyFailure("agree", f"{first} and {second} differ", found, f"{first}+{second}")
+    return True
 
 
 def signature(error: BaseException) -> str:
@@ -553,12 +621,20 @@ def signature(error: BaseException) -> str:
         (f for f in reversed(frames) if f"{os.sep}astgen{os.sep}" in f.filename), frames[-1] if frames else None
     )
     where = f"{Path(inner.filename).name}:{inner.name}" if inner is not None else "?"
-    return f"{ASTGEN} {stage}: {type(error).__name__} in {where}"
+    return f"{ASTGEN} {stage}: {error_type(error)} in {where}"
 
 
-def _run(label: str, run: Callable[[], Any]) -> None:
+def kind(error: BaseException) -> str:
+    """What a root cause is grouped by, beside its construct: the target, the check and the kind of error
+    (an exception's type, not its message)."""
+    if isinstance(error, PropertyFailure):
+        return f"{error.target} {error.check}: {error.kind}"
+    return signature(error)
+
+
+def _shown(label: str, run: Callable[[], Any]) -> None:
     try:
-        print(f"{label}: {run()!r}")
+        print(f"{label}: returns {run()!r}")
     except Exception as error:
         print(f"{label}: raises {type(error).__name__}: {error}")
 
@@ -567,78 +643,44 @@ def _call(target: Target, gm: torch.fx.GraphModule, args: Sequence[Any]) -> Any:
     return target.compile(gm, submodules(gm))(*args)
 
 
-def reproduce(
-    recipe: recipes.Recipe, expected_signature: str | None = None, targets: Sequence[str] | None = None
+def report(
+    graph: Callable[[], tuple[torch.fx.GraphModule, tuple[Any, ...]]],
+    targets: Sequence[str] | None = None,
+    expected_signature: str | None = None,
 ) -> int:
-    """What a reproducer script runs: print the graph, each target's code or result beside the
-    interpreter's, check it, print the difference. `targets` are names `targets.resolve` takes."""
-    gm, args = recipes.build(recipe)
+    """What a reproducer script runs: print the graph `graph()` builds, what the interpreter returns,
+    each target's code and what it did, then check it; 1 while it fails, 0 once it passes.
+    `targets` are names `targets.resolve` takes."""
+    gm, args = graph()
     # Targets are imported by name, as the campaign (`python -m`) imported them: from the working directory too.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     chosen = [resolve(name) for name in (targets or [ASTGEN])]
     print("FX graph:")
     print(gm.graph)
-    if any(target.name == ASTGEN for target in chosen):
-        try:
-            print("astgen source:")
-            print(compile_graph(gm).source)
-        except Exception as error:
-            print(f"astgen cannot compile it: {type(error).__name__}: {error}")
-    _run("interpreter", lambda: torch.fx.Interpreter(gm).run(*args))
+    _shown("torch.fx.Interpreter", lambda: torch.fx.Interpreter(gm).run(*args))
     for target in chosen:
-        _run(target.name, functools.partial(_call, target, gm, args))
+        if target.show is not None:
+            try:
+                print(f"{target.name} generates:")
+                print(target.show(gm))
+            except Exception as error:
+                print(f"{target.name} cannot generate code: {type(error).__name__}: {error}")
+        _shown(target.name, functools.partial(_call, target, gm, args))
     recipes.clear_payload_canary()
     try:
-        check_recipe(recipe, ALL_CHECKS, chosen)
+        seen = check_built(gm, args, ALL_CHECKS, chosen, rebuild=graph)
+    except PropertyFailure as error:
+        # The failure's own account: the difference, or the target's exception and traceback.
+        print(f"FAILS: {signature(error)}")
+        print(error.detail)
+        return 1
     except Exception as error:
         print(f"FAILS: {signature(error)}")
         print("".join(traceback.format_exception(error)))
         return 1
+    refused = seen.get("refused")
+    if refused:
+        print(f"refused by design: {refused}")
     print("passes" + (f" (it failed with: {expected_signature})" if expected_signature else ""))
     return 0
-
-
-# The reproducer is a fixed program; only the constants change, set in its tree.
-_REPRODUCER = '''"""astgen fuzz reproducer: rebuilds the shrunk graph, runs the targets and the FX interpreter, prints the difference.
-
-Run it with `python THIS_FILE`; it exits 1 while the failure reproduces. It needs astgen and torch, not Hypothesis.
-"""
-import json
-import sys
-
-from astgen.testing import checks
-
-SIGNATURE = None
-RECIPE = None
-TARGETS = None
-
-if __name__ == "__main__":
-    sys.exit(checks.reproduce(json.loads(RECIPE), SIGNATURE, json.loads(TARGETS)))
-'''
-
-
-def reproducer_source(recipe: recipes.Recipe, failure_signature: str, targets: Sequence[str] = (ASTGEN,)) -> str:
-    tree = ast.parse(_REPRODUCER)
-    constants = {"SIGNATURE": failure_signature, "RECIPE": json.dumps(recipe), "TARGETS": json.dumps(list(targets))}
-    for statement in tree.body:
-        if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
-            name = statement.targets[0].id
-            if name in constants:
-                statement.value = ast.Constant(constants[name])
-    return ast.unparse(tree) + "\n"
-
-
-def write_reproducer(
-    out: Path, recipe: recipes.Recipe, failure_signature: str, targets: Sequence[str] = (ASTGEN,)
-) -> Path | None:
-    """Write a reproducer unless one for the same signature exists; return its path when new."""
-    out.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(failure_signature.encode()).hexdigest()[:12]
-    path = out / f"repro_{digest}.py"
-    try:
-        with path.open("x", encoding="utf-8") as file:
-            file.write(reproducer_source(recipe, failure_signature, targets))
-    except FileExistsError:
-        return None
-    return path

@@ -6,7 +6,9 @@
 every drawn node is evaluated on small real tensors as it is drawn
 (`recipe.run_node`), so each choice is made among values of the right type
 (a getitem key in range, a tensor that broadcasts) and every drawn graph
-runs under `torch.fx.Interpreter`.
+runs under `torch.fx.Interpreter`. The small choices come from three byte
+strings Hypothesis draws per graph (inputs, one per node, output; see
+`_Choices`), so drawing costs a few Hypothesis draws, not one per choice.
 
     from astgen.testing.drawing import split_graphs, VLLM_KINDS
     @given(split_graphs(max_nodes=6, kinds=VLLM_KINDS))
@@ -38,6 +40,7 @@ from astgen.testing.recipe import (
     NODE_KINDS,
     PAYLOADS,
     PIECE_DTYPES,
+    TRACER_NAMES,
     VLLM_KINDS,
     Arg,
     InputSpec,
@@ -54,55 +57,48 @@ from astgen.testing.recipe import (
 __all__ = ["KINDS", "NODE_KINDS", "VLLM_KINDS", "recipes", "split_graphs"]
 
 
-@functools.cache
-def _below(n: int) -> st.SearchStrategy[int]:
-    return st.integers(0, n - 1)
+class _Choices:
+    """The small choices of one part of a graph, read from the bytes of one integer Hypothesis draws.
+
+    A choice per Hypothesis draw costs the engine's bookkeeping each time
+    (more than the graph's own drawing, for the sixty-odd choices of a
+    graph), and so does every byte of a drawn byte string; one integer costs
+    it once. A graph is drawn as a few such integers: one for its inputs,
+    a list of one per node, one for its output, so Hypothesis still shrinks
+    it by parts (a node deleted from the list, the count lowered). Byte 0 is
+    the simplest choice (the first option, the low end, False), the bytes are
+    read most significant first, and those past the end read as 0: as
+    Hypothesis shrinks an integer toward 0 its part becomes the simplest.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def byte(self) -> int:
+        at = self.at
+        self.at += 1
+        return self.data[at] if at < len(self.data) else 0
+
+    def below(self, n: int) -> int:
+        if n <= 1:
+            return 0
+        if n <= 256:
+            return self.byte() % n
+        return ((self.byte() << 8) | self.byte()) % n
+
+
+#: Bytes of choices for the inputs, for one node and for the output: enough for the nested
+#: constants each can draw; past them every choice is the simplest.
+_INPUT_BYTES, _NODE_BYTES, _OUTPUT_BYTES = 16, 24, 16
 
 
 @functools.cache
-def _between(low: int, high: int) -> st.SearchStrategy[int]:
-    return st.integers(low, high)
+def _block(size: int) -> st.SearchStrategy[bytes]:
+    return st.binary(min_size=size, max_size=size)
 
 
-_FLAG = st.booleans()
-
-
-@functools.cache
-def _constants(depth: int = 2) -> st.SearchStrategy[Arg]:
-    """Constants of every kind, as tagged recipe arguments; simplest first, for shrinking."""
-    leaves: list[st.SearchStrategy[Arg]] = [
-        st.one_of(st.integers(-3, 9), st.sampled_from(INTS)).map(lambda n: ["int", n]),
-        st.sampled_from(FLOATS).map(encode_float),
-        st.booleans().map(lambda b: ["bool", b]),
-        st.just(["none"]),
-        st.just(["ellipsis"]),
-        st.one_of(
-            st.sampled_from(("", "a", "'", '"', "\\", "\n", "名前", "{x}", "%s", *PAYLOADS)),
-            st.text(st.characters(exclude_categories=["Cs"]), max_size=4),
-        ).map(lambda s: ["str", s]),
-        st.binary(max_size=3).map(lambda b: ["bytes", b.hex()]),
-        st.tuples(st.sampled_from(FLOATS), st.sampled_from(FLOATS)).map(
-            lambda parts: ["complex", repr(parts[0]), repr(parts[1])]
-        ),
-        st.sampled_from(CONST_DTYPES).map(lambda d: ["dtype", d]),
-        st.sampled_from(DEVICES).map(lambda d: ["device", d]),
-        st.sampled_from(("a", "b")).map(lambda tag: ["opaque", tag]),
-    ]
-    small = st.one_of(st.just(["none"]), st.integers(-3, 3).map(lambda n: ["int", n]))
-    leaves.append(st.tuples(small, small, small).map(lambda parts: ["slice", *parts]))
-    leaf = st.one_of(leaves)
-    if depth == 0:
-        return leaf
-    inner = _constants(depth - 1)
-    return st.one_of(
-        leaf,
-        st.lists(inner, max_size=3).map(lambda items: ["tuple", items]),
-        st.lists(inner, max_size=3).map(lambda items: ["list", items]),
-        st.lists(st.tuples(st.sampled_from(DICT_KEYS).map(lambda k: ["str", k]), inner), max_size=2).map(
-            lambda items: ["dict", [list(item) for item in items]]
-        ),
-        st.tuples(inner, inner).map(lambda items: ["pair", *items]),
-    )
+_STRING_CHARACTERS = "a'\"\\\n{}%s 名\u200b\uff58\U0001d569é_0"
 
 
 def _broadcast(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
@@ -122,8 +118,8 @@ def _broadcasts(a: torch.Tensor, b: torch.Tensor) -> bool:
 class _Drawer:
     """Draws one recipe, evaluating each node as it goes so every choice is well typed."""
 
-    def __init__(self, draw: Callable[..., Any], kinds: frozenset[str], max_inputs: int) -> None:
-        self.draw = draw
+    def __init__(self, choices: _Choices, kinds: frozenset[str], max_inputs: int) -> None:
+        self.choices = choices
         self.kinds = kinds
         self.values: list[Any] = []
         self.recipe = cast(Recipe, {"inputs": [], "modules": [], "targets": [], "buffers": [], "nodes": []})
@@ -133,13 +129,13 @@ class _Drawer:
 
     def choose(self, options: Sequence[Any]) -> Any:
         """One of `options`; shrinks toward the first."""
-        return options[self.draw(_below(len(options)))]
+        return options[self.choices.below(len(options))]
 
     def flag(self) -> bool:
-        return bool(self.draw(_FLAG))
+        return bool(self.choices.byte() & 1)
 
     def integer(self, low: int, high: int) -> int:
-        return int(self.draw(_between(low, high)))
+        return low + self.choices.below(high - low + 1)
 
     def pick(self, indices: Sequence[int]) -> int:
         return int(self.choose(indices))
@@ -157,7 +153,64 @@ class _Drawer:
         return self.where(lambda v: type(v) is int)
 
     def constant(self) -> Arg:
-        return list(self.draw(_constants()))
+        return self.constant_of_depth(2)
+
+    def constant_of_depth(self, depth: int) -> Arg:
+        """A constant of any kind, as a tagged recipe argument; containers nest `depth` deep at most."""
+        shape = self.choose(("leaf", "tuple", "list", "dict", "pair")) if depth else "leaf"
+        if shape == "leaf":
+            return self.leaf()
+        if shape in ("tuple", "list"):
+            return [shape, self.some(lambda: self.constant_of_depth(depth - 1), 0, 3)]
+        if shape == "dict":
+            items = self.some(lambda: [["str", self.choose(DICT_KEYS)], self.constant_of_depth(depth - 1)], 0, 2)
+            return ["dict", items]
+        return ["pair", self.constant_of_depth(depth - 1), self.constant_of_depth(depth - 1)]
+
+    def leaf(self) -> Arg:
+        kind = self.choose(
+            (
+                "int",
+                "float",
+                "bool",
+                "none",
+                "ellipsis",
+                "str",
+                "bytes",
+                "complex",
+                "dtype",
+                "device",
+                "opaque",
+                "slice",
+            )
+        )
+        if kind == "int":
+            return ["int", self.integer(-3, 9) if self.flag() else self.choose(INTS)]
+        if kind == "float":
+            return encode_float(self.choose(FLOATS))
+        if kind == "bool":
+            return ["bool", self.flag()]
+        if kind in ("none", "ellipsis"):
+            return [kind]
+        if kind == "str":
+            if self.flag():
+                return ["str", "".join(self.some(lambda: self.choose(_STRING_CHARACTERS), 0, 4))]
+            return ["str", self.choose(("", "a", "'", '"', "\\", "\n", "名前", "{x}", "%s", *PAYLOADS))]
+        if kind == "bytes":
+            return ["bytes", bytes(self.some(lambda: self.integer(0, 255), 0, 3)).hex()]
+        if kind == "complex":
+            return ["complex", repr(self.choose(FLOATS)), repr(self.choose(FLOATS))]
+        if kind == "dtype":
+            return ["dtype", self.choose(CONST_DTYPES)]
+        if kind == "device":
+            return ["device", self.choose(DEVICES)]
+        if kind == "opaque":
+            return ["opaque", self.choose(("a", "b"))]
+
+        def small() -> Arg:
+            return ["none"] if self.flag() else ["int", self.integer(-3, 3)]
+
+        return ["slice", small(), small(), small()]
 
     def number(self, tensor_ok: bool = True) -> Arg:
         """A scalar argument for tensor arithmetic: an int or float constant, or an int value."""
@@ -172,9 +225,9 @@ class _Drawer:
         return ["ref", self.pick(choices)]
 
     def name_for(self, index: int) -> None:
-        if "names" not in self.kinds:
-            return
-        if self.flag():
+        if "labels" in self.kinds and self.flag():
+            self.recipe.setdefault("labels", {})[str(index)] = self.choose(TRACER_NAMES)
+        if "names" in self.kinds and self.flag():
             self.recipe.setdefault("names", {})[str(index)] = self.choose(ADVERSARIAL_NAMES)
 
     def evaluate(self, arg: Arg) -> Any:
@@ -184,6 +237,9 @@ class _Drawer:
 
     def inputs(self, shape: list[int]) -> None:
         count = self.integer(1, self.max_inputs)
+        # A graph of constants and buffers takes no input; rare, and shrinking keeps inputs unless it needs none.
+        if self.makes_values_from_nothing() and self.integer(0, 7) == 7:
+            count = 0
         for position in range(count):
             kind = "tensor"
             if position and "int_inputs" in self.kinds and self.flag():
@@ -216,6 +272,10 @@ class _Drawer:
         for position in range(count):
             self.name_for(position)
 
+    def makes_values_from_nothing(self) -> bool:
+        """Whether nodes can be drawn with no input: get_attr, or a call on constants."""
+        return "get_attr" in self.kinds or {"call_function", "constants"} <= self.kinds
+
     # ------------------------------------------------------------ nodes
 
     def node(self) -> None:
@@ -230,6 +290,14 @@ class _Drawer:
             makers.append(self.call_method)
         if "get_attr" in self.kinds:
             makers.append(self.get_attr)
+        if not self.tensors():
+            # Nothing to compute on yet (a graph with no input): only buffers and constants make values.
+            makers = [maker for maker in makers if maker == self.get_attr or maker == self.call_function]
+            if "constants" not in self.kinds:
+                makers = [maker for maker in makers if maker != self.call_function]
+        elif not self.tensors(lambda t: t.dtype is not torch.bool):
+            # Only bool buffers so far: the traced piece computes `x * 2 - y`, which torch refuses for them.
+            makers = [maker for maker in makers if maker != self.call_module]
         spec = self.choose(makers)()
         try:
             value = run_node(self.recipe, spec, self.values)
@@ -295,7 +363,7 @@ class _Drawer:
         buffers = self.recipe["buffers"]
         if buffers and self.flag():
             return {"op": "get_attr", "buffer": self.integer(0, len(buffers) - 1)}
-        first = self.values[0]
+        first = self.values[0] if self.values else None
         name = f"buf{len(buffers)}"
         if "names" in self.kinds:
             name = self.choose((name, *ADVERSARIAL_TARGETS))
@@ -358,7 +426,7 @@ class _Drawer:
         return {"op": "call_function", "function": "getitem", "args": [["ref", source], key]}
 
     def call_function(self) -> NodeSpec:
-        options: list[Callable[[], NodeSpec]] = [self.tensor_function]
+        options: list[Callable[[], NodeSpec]] = [self.tensor_function] if self.tensors() else []
         if self.ints():
             options.append(self.int_function)
         if "constants" in self.kinds:
@@ -409,7 +477,9 @@ class _Drawer:
 
     def pack(self) -> NodeSpec:
         def anything() -> Arg:
-            return self.constant() if self.flag() else ["ref", self.integer(0, len(self.values) - 1)]
+            if not self.values or self.flag():
+                return self.constant()
+            return ["ref", self.integer(0, len(self.values) - 1)]
 
         args = self.some(anything, 0, 3)
         keys = KWARG_KEYS if "names" in self.kinds else ("alpha", "key")
@@ -459,8 +529,8 @@ class _Drawer:
         count = len(self.values)
 
         def item() -> Arg:
-            if "constants" in self.kinds and self.flag():
-                return list(self.draw(_constants(1)))
+            if not count or ("constants" in self.kinds and self.flag()):
+                return self.constant_of_depth(1)
             return ["ref", self.integer(0, count - 1)]
 
         items = self.some(item, 1, 4)
@@ -491,8 +561,9 @@ def recipes(
     `kinds` (a subset of `KINDS`) says which node kinds and features to draw;
     it must hold one of `NODE_KINDS` unless `max_nodes` is 0, since the other
     kinds only shape nodes. `VLLM_KINDS` gives exactly the shape of vLLM's
-    split graphs. Every graph has at least one tensor input and `min_nodes`
-    to `max_nodes` nodes.
+    split graphs. A graph has `min_nodes` to `max_nodes` nodes and a tensor
+    first input, or, where `get_attr` or `constants` with `call_function` can
+    make values from nothing, now and then no input at all.
     """
     chosen = frozenset(kinds)
     unknown = chosen - set(KINDS)
@@ -509,11 +580,17 @@ def recipes(
     return _recipes(min_nodes, max_nodes, chosen, max_inputs)
 
 
-@st.composite
-def _recipes(
-    draw: Callable[..., Any], min_nodes: int, max_nodes: int, chosen: frozenset[str], max_inputs: int
-) -> Recipe:
-    drawer = _Drawer(draw, chosen, max_inputs)
+def _recipes(min_nodes: int, max_nodes: int, chosen: frozenset[str], max_inputs: int) -> st.SearchStrategy[Recipe]:
+    parts = st.tuples(
+        _block(_INPUT_BYTES),
+        st.lists(_block(_NODE_BYTES), min_size=min_nodes, max_size=max_nodes),
+        _block(_OUTPUT_BYTES),
+    )
+    return parts.map(lambda drawn: _recipe(*drawn, chosen, max_inputs))
+
+
+def _recipe(inputs: bytes, nodes: list[bytes], output: bytes, chosen: frozenset[str], max_inputs: int) -> Recipe:
+    drawer = _Drawer(_Choices(inputs), chosen, max_inputs)
     if chosen & set(NODE_KINDS) == {"getitem"}:
         # A getitem needs something to index, and nothing else makes one:
         # the first input, a tensor of this shape, must have a first row.
@@ -522,8 +599,10 @@ def _recipes(
         shape = [drawer.choose((2, 1, 3, 0)) for _ in range(drawer.integer(0, 3))]
     drawer.recipe["shape"] = shape
     drawer.inputs(shape)
-    for _ in range(drawer.integer(min_nodes, max_nodes)):
+    for node in nodes:
+        drawer.choices = _Choices(node)
         drawer.node()
+    drawer.choices = _Choices(output)
     drawer.output()
     return drawer.recipe
 

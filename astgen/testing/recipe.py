@@ -18,6 +18,7 @@ import builtins
 import collections
 import functools
 import inspect
+import keyword
 import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
@@ -87,7 +88,8 @@ class Recipe(TypedDict):
     nodes: list[NodeSpec]
     output: Arg
     shape: NotRequired[list[int]]
-    names: NotRequired[dict[str, str]]  # value index (as a string, for JSON) -> node name
+    names: NotRequired[dict[str, str]]  # value index (as a string, for JSON) -> node name set past FX's namespace
+    labels: NotRequired[dict[str, str]]  # value index -> the name a tracer asks FX's namespace for
     meta: NotRequired[list[int]]  # values whose node gets meta['val']
 
 
@@ -103,10 +105,13 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     "constants": "constants of every kind as arguments, defaults and outputs",
     "int_inputs": "int placeholders standing for SymInt sizes",
     "defaults": "placeholders with default values",
-    "names": "adversarial node names, submodule targets and keyword names",
+    "labels": "node names a tracer gives (its source's variable names), through FX's own namespace",
     "meta": "node.meta['val'] on submodule calls, so astgen sees types",
+    "names": "hostile input, opt-in: node names set past FX's namespace, odd submodule targets and keywords",
 }
 KINDS: tuple[str, ...] = tuple(KIND_DESCRIPTIONS)
+#: What a campaign draws unless told: graphs FX's public API builds as tracers do, no hostile input.
+DEFAULT_KINDS: tuple[str, ...] = tuple(kind for kind in KINDS if kind != "names")
 #: The kinds that make nodes; the others only shape the nodes and inputs these make.
 NODE_KINDS: tuple[str, ...] = ("call_module", "getitem", "call_function", "call_method", "get_attr")
 #: Exactly what vLLM's split graphs hold: placeholders, submodule calls, getitem, output.
@@ -184,11 +189,46 @@ ADVERSARIAL_NAMES: tuple[str, ...] = (
     "if x:",
     *PAYLOADS,
 )
+#: Variable names a tracer gives nodes (Dynamo names them after the source), asked of FX's namespace,
+#: which renames what would shadow a builtin or keyword (`torch` -> `torch_1`).
+TRACER_NAMES: tuple[str, ...] = (
+    "x",
+    "hidden_states",
+    "out",
+    "add",
+    "getitem",
+    "output",
+    "operator",
+    "torch",
+    "math",
+    "inf",
+    "nan",
+    "self",
+    "args",
+    "result",
+    "execution_fn",
+    "submod_0",
+    "_operator",
+    "print",
+    "len",
+    "l_x_",
+)
 # call_module targets and buffer names: attribute names `nn.Module` accepts (no dot, not empty).
 ADVERSARIAL_TARGETS: tuple[str, ...] = ("class", "print", "a-b", "名前", "submod_0_fn", "x", "None", "__builtins__")
 # Keyword-argument names: identifiers, keywords and text only `**{...}` can pass.
 KWARG_KEYS: tuple[str, ...] = ("alpha", "key", "class", "not-an-identifier", "a b", "名前", "", "**x", *PAYLOADS[:4])
 DICT_KEYS: tuple[str, ...] = ("a", "b", "class", "out", "a b", "'", "名前", PAYLOADS[0])
+
+
+def hostile_keyword(key: str) -> bool:
+    """Whether a keyword-argument name is one no call in source can spell (only `**{...}` passes it)."""
+    return not key.isidentifier() or keyword.iskeyword(key)
+
+
+def hostile_attribute(name: str) -> bool:
+    """Whether a submodule target or buffer name is one no tracer gives (`submod_N`, `bufN` are drawn otherwise)."""
+    return name in ADVERSARIAL_TARGETS
+
 
 DTYPES: tuple[str, ...] = ("float32", "float64", "int64", "bool", "float16", "bfloat16", "int32", "uint8")
 PIECE_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
@@ -379,28 +419,31 @@ def build(recipe: Recipe) -> tuple[torch.fx.GraphModule, tuple[Any, ...]]:
         return nodes[index]
 
     modules = [make_module(spec) for spec in recipe["modules"]]
+    labels = recipe.get("labels", {})
     args: list[Any] = []
     for position, spec in enumerate(recipe["inputs"]):
         default = decode(spec["default"], ref) if "default" in spec else inspect.Signature.empty
-        nodes.append(graph.placeholder(f"arg{position}", default_value=default))
+        # The target is the parameter's name and FX's namespace makes the node's, as when tracing.
+        nodes.append(graph.placeholder(labels.get(str(position), f"arg{position}"), default_value=default))
         if position < recipe["passed"]:
             args.append(make_tensor(spec) if spec["kind"] == "tensor" else decode(spec["value"], ref))
     for node_spec in recipe["nodes"]:
         op = node_spec["op"]
         node_args = tuple(decode(arg, ref) for arg in node_spec.get("args", ()))
         node_kwargs = {key: decode(value, ref) for key, value in node_spec.get("kwargs", ())}
+        name = labels.get(str(len(nodes)))
         if op == "call_module":
             target = recipe["targets"][node_spec["module"]]
             root[target] = modules[node_spec["module"]]
-            node = graph.create_node("call_module", target, node_args, node_kwargs)
+            node = graph.create_node("call_module", target, node_args, node_kwargs, name)
         elif op == "get_attr":
             buffer = recipe["buffers"][node_spec["buffer"]]
             root[buffer["name"]] = make_tensor(buffer)
-            node = graph.create_node("get_attr", buffer["name"])
+            node = graph.create_node("get_attr", buffer["name"], name=name)
         elif op == "call_method":
-            node = graph.create_node("call_method", node_spec["method"], node_args, node_kwargs)
+            node = graph.create_node("call_method", node_spec["method"], node_args, node_kwargs, name)
         else:
-            node = graph.create_node("call_function", FUNCTIONS[node_spec["function"]], node_args, node_kwargs)
+            node = graph.create_node("call_function", FUNCTIONS[node_spec["function"]], node_args, node_kwargs, name)
         nodes.append(node)
     graph.output(decode(recipe["output"], ref))
     _apply_names(nodes, recipe.get("names", {}))
@@ -444,10 +487,13 @@ def _apply_names(nodes: list[torch.fx.Node], names: dict[str, str]) -> None:
 
 
 def _set_meta(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node], indices: Iterable[int], args: list[Any]) -> None:
-    """`meta['val']` for the chosen nodes: the example values a tracing compiler records."""
-    wanted = {nodes[index] for index in indices}
+    record_meta(gm, [nodes[index] for index in indices], args)
+
+
+def record_meta(gm: torch.fx.GraphModule, nodes: Iterable[torch.fx.Node], args: Sequence[Any]) -> None:
+    """`meta['val']` for `nodes`: the example values a tracing compiler records, from an interpreter run."""
     values = _Recorder(gm).values(*args)
-    for node in wanted:
+    for node in set(nodes):
         node.meta["val"] = values[node]
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,14 +49,58 @@ class Unsupported(Exception):
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """What a target refuses by design: an exception of `exception`'s type whose message matches `pattern`.
+
+    The construct refused is the pattern's `construct` group where it has one
+    (vLLM names the op it does not support), else `construct`.
+    """
+
+    exception: type[BaseException]
+    pattern: str
+    construct: str = ""
+
+    def refused(self, error: BaseException) -> str | None:
+        """The construct `error` refuses, or None where it is no refusal of this kind."""
+        if not isinstance(error, self.exception):
+            return None
+        found = re.search(self.pattern, str(error))
+        if found is None:
+            return None
+        return found.groupdict().get("construct") or self.construct or type(error).__name__
+
+
+@dataclass(frozen=True)
 class Target:
-    """A code generator under test. `compile(gm, pieces)` gives the function to run."""
+    """A code generator under test. `compile(gm, pieces)` gives the function to run.
+
+    A graph it refuses by design (an exception in `unsupported`, or one a
+    `refusals` entry matches) is counted as refused, by construct, never as a failure.
+    """
 
     name: str
     compile: Callable[[torch.fx.GraphModule, Pieces], Callable[..., Any]]
     claims: frozenset[str] = frozenset({"interpreter", "exceptions", "payloads"})
     unsupported: tuple[type[BaseException], ...] = (Unsupported,)
     description: str = field(default="", compare=False)
+    refusals: tuple[Refusal, ...] = ()
+    #: The code it generates for a graph, for reproducers to print; None where it has none to show.
+    show: Callable[[torch.fx.GraphModule], str] | None = field(default=None, compare=False)
+
+    def refused(self, error: BaseException) -> str | None:
+        """The construct this target refuses by design in `error`, or None where `error` is a failure."""
+        if isinstance(error, self.unsupported):
+            return (str(error).strip().splitlines() or [""])[0][:80] or type(error).__name__
+        return next((found for refusal in self.refusals if (found := refusal.refused(error))), None)
+
+
+#: What vLLM's `generate_execution_code` refuses by design: the ops a stitching graph never holds
+#: (`get_attr`, `call_method`: "Unsupported node from codegen: %x : ... = get_attr[target=...]"),
+#: and a submodule call inside a GraphModule piece it inlines.
+VLLM_REFUSALS: tuple[Refusal, ...] = (
+    Refusal(RuntimeError, r"^Unsupported node from codegen: .* = (?P<construct>[a-z_]+)\[target="),
+    Refusal(RuntimeError, r"^call_module is not allowed for codegen target", "call_module inside an inlined piece"),
+)
 
 
 ASTGEN = "astgen"
@@ -65,6 +110,12 @@ def _astgen(gm: torch.fx.GraphModule, pieces: Pieces) -> Callable[..., Any]:
     from astgen.compiled import compile_graph
 
     return compile_graph(gm, pieces).fn
+
+
+def _source(gm: torch.fx.GraphModule) -> str:
+    from astgen.compiled import compile_graph
+
+    return compile_graph(gm).source
 
 
 def _graphmodule(gm: torch.fx.GraphModule, pieces: Pieces) -> Callable[..., Any]:
@@ -108,11 +159,13 @@ def vllm_api(module_name: str) -> Target:
         compile_graph,
         frozenset({"interpreter", "exceptions", "payloads", "liveness"}),
         description=f"{module_name}.generate_execution_code + compile_execution_fn",
+        refusals=VLLM_REFUSALS,
+        show=lambda gm: str(generate(gm)[0]),
     )
 
 
 BUILTIN: dict[str, Callable[[], Target]] = {
-    ASTGEN: lambda: Target(ASTGEN, _astgen, frozenset(), description="astgen itself, every check"),
+    ASTGEN: lambda: Target(ASTGEN, _astgen, frozenset(), description="astgen itself, every check", show=_source),
     "graphmodule": lambda: Target(
         "graphmodule",
         _graphmodule,
