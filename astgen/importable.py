@@ -48,6 +48,7 @@ The tables, and why each family outside them is out:
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import operator
 import types
@@ -212,7 +213,7 @@ _SHAPE = (
     "dsplit unbind reshape view_as_real view_as_complex squeeze unsqueeze flatten unflatten permute transpose "
     "swapaxes swapdims movedim moveaxis t adjoint narrow narrow_copy select select_scatter slice_scatter "
     "diagonal_scatter as_strided flip fliplr flipud roll rot90 repeat_interleave tile expand_copy broadcast_tensors "
-    "broadcast_shapes meshgrid atleast_1d atleast_2d atleast_3d ravel clone detach contiguous_format"
+    "broadcast_shapes meshgrid atleast_1d atleast_2d atleast_3d ravel clone detach"
 )
 _CREATE = (
     "empty empty_like empty_strided zeros zeros_like ones ones_like full full_like arange linspace logspace eye "
@@ -324,16 +325,28 @@ def _namespace_object(prefix: str) -> object:
 
 def _listed_function_name(obj: object) -> str | None:
     """The public dotted name under which a table lists `obj`, or None."""
-    name = getattr(obj, "__name__", None)
-    if not isinstance(name, str):
-        return None
+    return _listed_names().get(id(obj))
+
+
+@functools.cache
+def _listed_names() -> dict[int, str]:
+    """Every listed function and method by the id of its object (a function's `__name__` may be
+    another, `torch.linalg.det` is `linalg_det`); the modules keep the objects, so ids stay theirs."""
+    found: dict[int, str] = {}
     for prefix, names in TORCH_FUNCTIONS.items():
         namespace = _namespace_object(prefix)
-        if name in names and isinstance(namespace, types.ModuleType) and vars(namespace).get(name) is obj:
-            return f"{prefix}.{name}"
-    if name in TENSOR_METHODS and inspect.getattr_static(torch.Tensor, name, None) is obj:
-        return f"torch.Tensor.{name}"
-    return None
+        if not isinstance(namespace, types.ModuleType):
+            continue
+        for name in sorted(names):
+            obj = vars(namespace).get(name, _NO_OBJECT)
+            if obj is not _NO_OBJECT and callable(obj) and not isinstance(obj, type):
+                found.setdefault(id(obj), f"{prefix}.{name}")
+    for name in sorted(TENSOR_METHODS):
+        obj = inspect.getattr_static(torch.Tensor, name, _NO_OBJECT)
+        # A dotted path holds no dunder: `torch.Tensor.__add__` is never written.
+        if obj is not _NO_OBJECT and not name.startswith("__"):
+            found.setdefault(id(obj), f"torch.Tensor.{name}")
+    return found
 
 
 def public_name(obj: object, trusted_namespaces: tuple[str, ...] = ()) -> str | None:

@@ -47,6 +47,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import torch
+
 from astgen import importable, ir
 from astgen.errors import CodegenError, VerifyError
 from astgen.names import Namespace, is_identifier
@@ -496,8 +498,13 @@ class _Lifter:
                 return folded
             self.body.append(ir.GetItem(result, self.receiver(node.value, container), key, origin))
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
-            if _dotted(node) is not None:
-                raise _refuse(node, "a dotted name used as a value; only calls name functions")
+            dotted = _dotted(node)
+            if dotted is not None:
+                # The seed generator wrote a dtype by its repr; a function is named only to be called.
+                named = self.module.named(node, dotted)
+                if not isinstance(importable.resolve(dotted, self.module.trusted_namespaces), torch.dtype):
+                    raise _refuse(node, "a dotted name used as a value; only calls name functions")
+                return named
             self.attribute(node, node.attr, self.operand(node.value, scope), result)
         else:
             raise _refuse(node, f"{type(node).__name__} is not in the loader's language")
@@ -598,8 +605,9 @@ class _Lifter:
             for key, item in zip(mapping.keys, mapping.values, strict=True):
                 kwargs.append((key.value, self.operand(item, scope)))  # type: ignore[union-attr]
         names = [key for key, _ in kwargs]
-        if "key" in names:
-            raise _refuse(node, "a key= argument, which makes the callee call it")
+        if "key" in names and not _keeps_key(node.func, scope):
+            # `sorted`, `max`, `min` and `list.sort` would call it.
+            raise _refuse(node, "a key= argument to a builtin or a method, which would call it")
         if len(set(names)) != len(names):
             raise _refuse(node, "a keyword given twice")
         return tuple(args), tuple(kwargs)
@@ -643,6 +651,13 @@ class _Lifter:
             self.scopes.pop()
             self.splicing.pop()
         return returned
+
+
+def _keeps_key(func: ast.expr, scope: _Scope) -> bool:
+    """Whether a callee takes `key=` as data: a global (a piece, constant or named function), not a builtin or method."""
+    if isinstance(func, ast.Name):
+        return func.id not in CALLABLE_BUILTINS or func.id in scope.names
+    return _dotted(func) is not None or isinstance(func, ast.Subscript)
 
 
 def _plain_call(node: ast.Call) -> bool:
