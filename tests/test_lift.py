@@ -18,7 +18,8 @@ from astgen import importable, ir, lift
 from astgen.emit import emit
 from astgen.errors import CodegenError
 from astgen.testing.audit import Case, audit, violations
-from astgen.vllm import compile_execution_fn
+from astgen.vllm import compile_execution_fn, generate_execution_code
+
 from tests import vllm_0_33_codegen
 from tests.helpers import assert_same, build, example, interpret, split_at
 from tests.hostile_texts import ACCEPTED, HOSTILE
@@ -252,5 +253,5 @@ def test_a_refused_text_that_names_an_unimported_module_imports_nothing() -> Non
 
 def test_the_drop_in_round_trips_a_graph_with_a_piece() -> None:
     gm = build(lambda g: g.call_module("sub", (g.placeholder("x"),)), sub=nn.Identity())
-    code, names, consts = astgen.vllm.generate_execution_code(gm)
+    code, names, consts = generate_execution_code(gm)
     assert compile_execution_fn(code, {"sub": lambda v: v * 3}, names, consts)(2) == 6
