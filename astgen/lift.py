@@ -336,7 +336,8 @@ class _Lifter:
                 raise _refuse(statement, f"a {type(statement).__name__} statement")
         returned = body[-1]
         assert returned.value is not None
-        return self.materialized(self.expression(returned.value, scope), returned)
+        # Read once, by the return or by the one name a splice binds it to (which builds it once then).
+        return self.expression(returned.value, scope)
 
     def assign(self, statement: ast.Assign, scope: _Scope) -> None:
         if len(statement.targets) != 1:
@@ -365,7 +366,7 @@ class _Lifter:
             if len(source.items) != len(names):
                 raise _refuse(statement, f"unpacks {len(names)} names from a tuple of {len(source.items)}")
             for name, item in zip(names, source.items, strict=True):
-                scope.names[name] = item
+                scope.names[name] = self.materialized(item, statement)
             return
         if not isinstance(source, ir.Value):
             raise _refuse(statement, "unpacks something that is not a value")

@@ -30,6 +30,7 @@ import pickle
 import select
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -135,6 +136,8 @@ def _serve() -> None:
     from astgen.errors import CodegenError
     from astgen.vllm import compile_execution_fn
 
+    # A mutant's call may warn (indexing a tensor by a str): not the oracle's business, nor the caller's log.
+    warnings.simplefilter("ignore")
     victims = _victims()
     for victim in victims.values():
         # Printing a tensor imports a module of torch's the first time: the victim's process has done it.

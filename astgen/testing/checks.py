@@ -61,6 +61,7 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
     "deterministic": "fresh compiles of the same graph, rebuilt, give byte-identical source",
     "traceback": "a submodule's exception shows the generated line, the FX node and a note naming it",
     "payloads": "no payload in a node name, keyword or string constant ever runs",
+    "loader": "the artifact's text lifts to IR that emits it again; mutants of it are refused or run with no audit event",
 }
 CHECKS: tuple[str, ...] = tuple(CHECK_DESCRIPTIONS)
 
@@ -354,6 +355,7 @@ def check_graph(
         ("traceback", lambda: check_traceback(gm, args, compiled)),
         ("vllm", lambda: check_vllm(gm, args, expected)),
         ("artifact", lambda: check_artifact(compiled, gm, args, expected)),
+        ("loader", lambda: check_loader(compiled)),
     ]
     for name, step in steps:
         if name in wanted:
@@ -642,3 +644,35 @@ def write_reproducer(
     except FileExistsError:
         return None
     return path
+
+
+# ---------------------------------------------------------------- loader: the text's language, audited
+
+# Mutants per graph: each is one load and call in the audited subprocess the whole run shares.
+_LOADER_MUTANTS = 4
+_loader_server: list[Any] = []
+
+
+def check_loader(compiled: CompiledGraph) -> None:
+    """The artifact's text is in the loader's language exactly (lifting and emitting it gives it back),
+    and mutants of it (`astgen.testing.mutants`) are refused or run with no audit event (`astgen.testing.audit`)."""
+    import atexit
+    import random
+
+    from astgen.emit import emit
+    from astgen.testing import audit, mutants
+
+    code, names, _ = compiled.artifact()
+    if ast.unparse(emit(lift.lift(code).function)) + "\n" != code:
+        raise PropertyFailure("loader", "lifting astgen's text and emitting its IR gives another text", code)
+    if not _loader_server:
+        server = audit.AuditServer().__enter__()
+        atexit.register(server.__exit__, None, None, None)
+        _loader_server.append(server)
+    base = audit.Case(code, tuple("identity" for _ in names))
+    rng = random.Random(code)
+    batch = [mutants.random_mutant(rng, base) for _ in range(_LOADER_MUTANTS)]
+    found = audit.violations(batch, _loader_server[0].check(batch))
+    if found:
+        raise PropertyFailure("loader", "a mutant of the text raised an audit event or imported a module", found[0])
+
