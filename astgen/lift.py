@@ -116,8 +116,8 @@ class Lifted:
 
     function: ir.Function
     sources: tuple[Source, ...]
-    # Result names of the calls of each piece slot (the text's own names, which
-    # vLLM and astgen derive from the piece's target): for checking piece names.
+    # Result names of vLLM's calls of each piece slot (named after the node, which
+    # FX names after the piece's target): for checking the order of piece names.
     piece_hints: tuple[tuple[int, str], ...] = ()
 
 
@@ -555,7 +555,8 @@ class _Lifter:
         callee = self.callee(func, scope)
         if isinstance(callee, ir.Global) and isinstance(self.module.sources[callee.slot], PieceSlot):
             self.body.append(ir.CallModule(result, callee, callee.name, args, kwargs, origin))
-            if isinstance(result, ir.Value):
+            if isinstance(result, ir.Value) and isinstance(func, ast.Subscript):
+                # vLLM names a piece's result after the node, which FX names after the piece's target.
                 self.module.piece_hints.append((self.module.sources[callee.slot].index, result.name))  # type: ignore[union-attr]
         else:
             self.body.append(ir.CallFunction(result, callee, args, kwargs, origin))
