@@ -116,8 +116,9 @@ class Lifted:
 
     function: ir.Function
     sources: tuple[Source, ...]
-    # Result names of vLLM's calls of each piece slot (named after the node, which
-    # FX names after the piece's target): for checking the order of piece names.
+    # What the text calls each piece slot, where it says: astgen's prelude name
+    # (`<target>_fn`), vLLM's result name (the node's, which FX names after the
+    # target). For checking the order of piece names.
     piece_hints: tuple[tuple[int, str], ...] = ()
 
 
@@ -705,6 +706,9 @@ def _prelude(statement: ast.Assign, module: _Module) -> None:
             if module.by_source.get(source) is not None:
                 raise _refuse(statement, f"{table}[{index}] is bound twice")
             made = ir.Global(name, len(module.sources), str(index) if table == ir.PIECES_TABLE else None)
+            if table == ir.PIECES_TABLE:
+                # astgen binds a piece's slot to `<target>_fn` (`names.piece_name`).
+                module.piece_hints.append((index, name.removesuffix("_fn")))
             module.sources.append(source)
             module.by_source[source] = made
             module.globals[name] = made

@@ -40,6 +40,7 @@ import linecache
 import logging
 import marshal
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -325,8 +326,11 @@ def _pieces(pieces: object) -> dict[str, Callable[..., Any]]:
     return dict(pieces)
 
 
+_NOT_WORD = re.compile(r"\W")
+
+
 def _normalized(name: str) -> str:
-    return "".join(character if character.isalnum() else "_" for character in name)
+    return _NOT_WORD.sub("_", name)
 
 
 def _check_piece_order(found: Verified, piece_names: list[str]) -> None:
@@ -336,11 +340,12 @@ def _check_piece_order(found: Verified, piece_names: list[str]) -> None:
     names a piece's result after its target: where such a name is that of
     another given piece and not of its own, the names are out of order.
     """
-    given = {_normalized(name): index for index, name in enumerate(piece_names)}
-    hints = [(index, name.removesuffix("_fn")) for name, source in found.globals if isinstance(source, lift.PieceSlot) for index in (source.index,)]
-    for index, hint in [*hints, *found.piece_hints]:
-        if index >= len(piece_names):
+    given: dict[str, int] | None = None
+    for index, hint in found.piece_hints:
+        if index >= len(piece_names) or piece_names[index] == hint:
             continue
+        if given is None:
+            given = {_normalized(name): position for position, name in enumerate(piece_names)}
         other = given.get(_normalized(hint))
         if other is not None and other != index and _normalized(piece_names[index]) != _normalized(hint):
             raise CodegenError(
