@@ -409,7 +409,7 @@ def resolve(dotted: str, trusted_namespaces: tuple[str, ...] = ()) -> object:
     if root == "operator":
         if len(parts) == 1 and parts[0] in OPERATOR_FUNCTIONS and obj is vars(operator).get(parts[0]):
             return obj
-    elif isinstance(obj, torch.dtype) and len(parts) == 1:
+    elif isinstance(obj, (torch.dtype, torch.layout, torch.memory_format)) and len(parts) == 1:
         return obj
     elif _listed_function_name(obj) is not None:
         return obj

@@ -62,6 +62,8 @@ CALLABLE_BUILTINS = importable.SAFE_BUILTINS - {"getattr"}
 # and its globals by name, and `torch`/`operator` are the roots of dotted names.
 _RESERVED = frozenset(vars(builtins)) | set(importable.ROOTS) | {ir.PIECES_TABLE, ir.CONSTS_TABLE, VLLM_CONSTS}
 _MAX_SPLICE_DEPTH = 8
+# The objects a dotted name may stand for as a value, not a callee.
+_NAMED_VALUES = (torch.dtype, torch.layout, torch.memory_format)
 
 _BINARY = {
     ast.Add: "add",
@@ -502,9 +504,9 @@ class _Lifter:
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             dotted = _dotted(node)
             if dotted is not None:
-                # The seed generator wrote a dtype by its repr; a function is named only to be called.
+                # The seed generator wrote a dtype (or layout) by its repr; a function is named only to be called.
                 named = self.module.named(node, dotted)
-                if not isinstance(importable.resolve(dotted, self.module.trusted_namespaces), torch.dtype):
+                if not isinstance(importable.resolve(dotted, self.module.trusted_namespaces), _NAMED_VALUES):
                     raise _refuse(node, "a dotted name used as a value; only calls name functions")
                 return named
             self.attribute(node, node.attr, self.operand(node.value, scope), result)
@@ -788,6 +790,8 @@ def _lift_module(tree: ast.Module, entry: str | None, trusted_namespaces: tuple[
     elif len(entries) != 1:
         raise CodegenError(f"code text defines {len(entries)} functions besides inlined pieces; expected one")
     (definition,) = entries
+    if definition.name in module.globals:
+        raise _refuse(definition, f"{definition.name!r} is defined twice")
     module.names.give([definition.name])
     function = _lift_entry(_Lifter(module), definition)
     # An inlined piece no call reaches is lifted on its own too: every text is in the language, run or not.

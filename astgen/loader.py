@@ -104,14 +104,14 @@ def compile_text(code: str, entry: str | None, trusted_namespaces: tuple[str, ..
     """`code` lifted, emitted from its IR and compiled, uncached."""
     lifted = lift.lift(code, entry, trusted_namespaces=trusted_namespaces, filename=filename)
     function = lifted.function
-    module = emit(function)
-    definition = module.body[-1]
     try:
-        module_code = compile(ast.Module(body=[definition], type_ignores=[]), filename, "exec", dont_inherit=True)
+        module = emit(function)
+        module_code = compile(ast.Module(body=[module.body[-1]], type_ignores=[]), filename, "exec", dont_inherit=True)
+        source = ast.unparse(module) + "\n"
     except (SyntaxError, ValueError, RecursionError) as error:
         raise CodegenError(f"lifted code text does not compile: {error}") from None
     used = tuple((g.name, lifted.sources[g.slot]) for g in function.globals)
-    return Verified(module_code, function.name, used, lifted.piece_hints, ast.unparse(module) + "\n", filename)
+    return Verified(module_code, function.name, used, lifted.piece_hints, source, filename)
 
 
 # ---------------------------------------------------------------- the code cache

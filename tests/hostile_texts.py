@@ -68,6 +68,7 @@ HOSTILE: dict[str, str] = {
     "calling a literal": "def f(x):\n    return 'os'(x)\n",
     "calling a vLLM const": "def execution_fn(x, *, __vllm_submods__):\n    return __vllm_consts__[0](x)\n",
     # ------------------------------------------------ operator objects expose torch's registries
+    "entry named like a global": "f = __astgen_consts__[0]\ndef f(x):\n    return f(x)\n",
     "py_kernels": PRELUDE + "def f(x):\n    k = mm.py_kernels\n    return k\n",
     "py_kernels clear": PRELUDE + "def f(x):\n    k = mm.py_kernels\n    d = k.clear()\n    return d\n",
     "py_kernels by path": "def f(x):\n    return torch.ops.aten.mm.default.py_kernels.clear()\n",
@@ -210,4 +211,8 @@ ACCEPTED: dict[str, str] = {
     "a private path to a public function": "def f(q):\n    return torch._C._nn.gelu(q)\n",
     "tensor attributes": "def f(x):\n    return (x.shape, getattr(x, 'dtype'), x.device)\n",
     "a piece with key=": "p = __astgen_pieces__[0]\ndef f(x):\n    return p(x, key=x)\n",
+    # torch's C code imports `torch.<device>` through the calling frame's builtins: the loaded
+    # function's import only hands out modules imported already, so nothing is searched for.
+    "a device torch would import a module for": "def f(x):\n    return x.to('hpu')\n",
+    "a layout by its repr": "def f(x):\n    return torch.empty_like(x, layout=torch.strided)\n",
 }
