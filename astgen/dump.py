@@ -377,8 +377,9 @@ def _check_expression(text: str, where: str) -> None:
 
     def check(node: ast.AST, exponent: bool = False) -> None:
         match node:
-            case ast.Constant(value=int() | float() as number) | ast.UnaryOp(
-                op=ast.USub(), operand=ast.Constant(value=int() | float() as number)
+            case (
+                ast.Constant(value=int() | float() as number)
+                | ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() | float() as number))
             ):
                 bound = MAX_EXPONENT if exponent else MAX_EXPRESSION_INT
                 if isinstance(number, bool) or abs(number) <= bound:
@@ -399,7 +400,9 @@ def _check_expression(text: str, where: str) -> None:
                             break
                     else:
                         # `Integer(k)` as an exponent is bounded as an exponent, as a bare `k` is.
-                        check(argument, exponent or (name in _POWERS and index == 1) or (name == "Integer" and exponent))
+                        check(
+                            argument, exponent or (name in _POWERS and index == 1) or (name == "Integer" and exponent)
+                        )
                 else:
                     if all(
                         keyword.arg is not None
@@ -418,7 +421,7 @@ def _check_expression(text: str, where: str) -> None:
 
 def _small_float(digits: str) -> bool:
     """A Float's digits as sympy gets them: few, with an exponent a double can hold."""
-    mantissa, _, exponent = digits.lower().partition("e")
+    exponent = digits.lower().partition("e")[2]
     try:
         return len(digits) <= 40 and (not exponent or abs(int(exponent)) <= 400)
     except ValueError:

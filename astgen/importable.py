@@ -232,7 +232,9 @@ _FUNCTIONAL = (
     "cosine_similarity pairwise_distance pdist cross_entropy nll_loss mse_loss l1_loss smooth_l1_loss huber_loss "
     "binary_cross_entropy binary_cross_entropy_with_logits kl_div threshold hardshrink rrelu prelu unfold fold"
 )
-_LINALG = "norm vector_norm matrix_norm det slogdet inv pinv solve cholesky qr svd svdvals eigh eigvalsh matmul cross vecdot"
+_LINALG = (
+    "norm vector_norm matrix_norm det slogdet inv pinv solve cholesky qr svd svdvals eigh eigvalsh matmul cross vecdot"
+)
 _SPECIAL = "erf erfc erfinv expit logit log_softmax softmax logsumexp xlogy i0 i0e i1 i1e ndtr ndtri sinc entr"
 _FFT = "fft ifft rfft irfft fft2 ifft2 rfft2 irfft2 fftn ifftn rfftn irfftn fftfreq rfftfreq fftshift ifftshift"
 
@@ -248,27 +250,186 @@ TORCH_FUNCTIONS: dict[str, frozenset[str]] = {
 # Methods text may call on a value (and name as `torch.Tensor.<method>`).
 TENSOR_METHODS = (
     frozenset(
-        (
-            "abs add add_ addcdiv addcmul addmm all amax amin any argmax argmin argsort bfloat16 bmm bool byte ceil "
-            "char chunk clamp clamp_ clamp_max clamp_min clip clone contiguous copy_ cos cumsum cumprod detach "
-            "diagonal dim div div_ double eq exp exp_ expand expand_as fill_ flatten flip float floor fmod ge gather "
-            "gt half index_add index_add_ index_copy index_copy_ index_fill index_fill_ index_put index_put_ "
-            "index_select int is_contiguous is_floating_point is_complex item le log log_softmax logical_and "
-            "logical_not logical_or long lt masked_fill masked_fill_ masked_scatter matmul max maximum mean min "
-            "minimum mm mul mul_ narrow ne neg neg_ new_empty new_full new_ones new_zeros nonzero norm numel permute "
-            "pow prod reciprocal relu relu_ remainder repeat repeat_interleave reshape reshape_as roll round rsqrt "
-            "scatter scatter_ scatter_add scatter_add_ select short sigmoid sign sin size softmax sort split "
-            "sqrt square squeeze squeeze_ std stride sub sub_ sum t tanh to tolist topk transpose tril triu type_as "
-            "unbind unflatten unsqueeze unsqueeze_ var view view_as where zero_ bit_length"
-        ).split()
+        [
+            "abs",
+            "add",
+            "add_",
+            "addcdiv",
+            "addcmul",
+            "addmm",
+            "all",
+            "amax",
+            "amin",
+            "any",
+            "argmax",
+            "argmin",
+            "argsort",
+            "bfloat16",
+            "bmm",
+            "bool",
+            "byte",
+            "ceil",
+            "char",
+            "chunk",
+            "clamp",
+            "clamp_",
+            "clamp_max",
+            "clamp_min",
+            "clip",
+            "clone",
+            "contiguous",
+            "copy_",
+            "cos",
+            "cumsum",
+            "cumprod",
+            "detach",
+            "diagonal",
+            "dim",
+            "div",
+            "div_",
+            "double",
+            "eq",
+            "exp",
+            "exp_",
+            "expand",
+            "expand_as",
+            "fill_",
+            "flatten",
+            "flip",
+            "float",
+            "floor",
+            "fmod",
+            "ge",
+            "gather",
+            "gt",
+            "half",
+            "index_add",
+            "index_add_",
+            "index_copy",
+            "index_copy_",
+            "index_fill",
+            "index_fill_",
+            "index_put",
+            "index_put_",
+            "index_select",
+            "int",
+            "is_contiguous",
+            "is_floating_point",
+            "is_complex",
+            "item",
+            "le",
+            "log",
+            "log_softmax",
+            "logical_and",
+            "logical_not",
+            "logical_or",
+            "long",
+            "lt",
+            "masked_fill",
+            "masked_fill_",
+            "masked_scatter",
+            "matmul",
+            "max",
+            "maximum",
+            "mean",
+            "min",
+            "minimum",
+            "mm",
+            "mul",
+            "mul_",
+            "narrow",
+            "ne",
+            "neg",
+            "neg_",
+            "new_empty",
+            "new_full",
+            "new_ones",
+            "new_zeros",
+            "nonzero",
+            "norm",
+            "numel",
+            "permute",
+            "pow",
+            "prod",
+            "reciprocal",
+            "relu",
+            "relu_",
+            "remainder",
+            "repeat",
+            "repeat_interleave",
+            "reshape",
+            "reshape_as",
+            "roll",
+            "round",
+            "rsqrt",
+            "scatter",
+            "scatter_",
+            "scatter_add",
+            "scatter_add_",
+            "select",
+            "short",
+            "sigmoid",
+            "sign",
+            "sin",
+            "size",
+            "softmax",
+            "sort",
+            "split",
+            "sqrt",
+            "square",
+            "squeeze",
+            "squeeze_",
+            "std",
+            "stride",
+            "sub",
+            "sub_",
+            "sum",
+            "t",
+            "tanh",
+            "to",
+            "tolist",
+            "topk",
+            "transpose",
+            "tril",
+            "triu",
+            "type_as",
+            "unbind",
+            "unflatten",
+            "unsqueeze",
+            "unsqueeze_",
+            "var",
+            "view",
+            "view_as",
+            "where",
+            "zero_",
+            "bit_length",
+        ]
     )
     | SAFE_DUNDER_METHODS
 )
 
 # Attributes text may read on a value.
 TENSOR_ATTRIBUTES = frozenset(
-    "shape dtype device ndim layout requires_grad is_cuda is_sparse is_quantized is_meta T mT H mH real imag "
-    "itemsize nbytes".split()
+    [
+        "shape",
+        "dtype",
+        "device",
+        "ndim",
+        "layout",
+        "requires_grad",
+        "is_cuda",
+        "is_sparse",
+        "is_quantized",
+        "is_meta",
+        "T",
+        "mT",
+        "H",
+        "mH",
+        "real",
+        "imag",
+        "itemsize",
+        "nbytes",
+    ]
 )
 
 # The operator namespaces trusted by default.
@@ -359,8 +520,8 @@ def public_name(obj: object, trusted_namespaces: tuple[str, ...] = ()) -> str | 
         if _is_op(obj):
             name: str | None = _op_name(obj)
             namespaces = (*OPERATOR_NAMESPACES, *trusted_namespaces, name.split(".")[2])  # type: ignore[union-attr]
-        elif isinstance(obj, types.BuiltinFunctionType) and vars(operator).get(obj.__name__) is obj:
-            name = f"operator.{obj.__name__}" if obj.__name__ in OPERATOR_FUNCTIONS else None
+        elif isinstance(obj, types.BuiltinFunctionType) and vars(operator).get(function := obj.__name__) is obj:
+            name = f"operator.{function}" if function in OPERATOR_FUNCTIONS else None
             namespaces = ()
         else:
             name = _listed_function_name(obj)
@@ -409,9 +570,9 @@ def resolve(dotted: str, trusted_namespaces: tuple[str, ...] = ()) -> object:
     if root == "operator":
         if len(parts) == 1 and parts[0] in OPERATOR_FUNCTIONS and obj is vars(operator).get(parts[0]):
             return obj
-    elif isinstance(obj, (torch.dtype, torch.layout, torch.memory_format)) and len(parts) == 1:
-        return obj
-    elif _listed_function_name(obj) is not None:
+    elif (
+        isinstance(obj, (torch.dtype, torch.layout, torch.memory_format)) and len(parts) == 1
+    ) or _listed_function_name(obj) is not None:
         return obj
     raise LookupError(f"{dotted!r} is not a listed torch operator, tensor function or dtype")
 

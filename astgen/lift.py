@@ -43,9 +43,9 @@ from __future__ import annotations
 
 import ast
 import builtins
-import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -138,8 +138,9 @@ def _literal(node: ast.expr) -> object:
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         inner = node.operand
-        if isinstance(inner, ast.Constant) and type(inner.value) in (int, float, complex):
-            return -inner.value if isinstance(node.op, ast.USub) else +inner.value
+        number: Any = inner.value if isinstance(inner, ast.Constant) else None
+        if type(number) in (int, float, complex):
+            return -number if isinstance(node.op, ast.USub) else +number
     if (
         isinstance(node, ast.BinOp)
         and isinstance(node.op, (ast.Add, ast.Sub))
@@ -470,7 +471,10 @@ class _Lifter:
 
     def key(self, node: ast.expr, scope: _Scope) -> ir.Operand:
         if isinstance(node, ast.Slice):
-            parts = [ir.Const(None) if part is None else self.operand(part, scope) for part in (node.lower, node.upper, node.step)]
+            parts = [
+                ir.Const(None) if part is None else self.operand(part, scope)
+                for part in (node.lower, node.upper, node.step)
+            ]
             return ir.SliceOf(*parts)
         if isinstance(node, ast.Tuple):
             return ir.TupleOf(tuple(self.key(element, scope) for element in node.elts))
@@ -667,7 +671,9 @@ def _keeps_key(func: ast.expr, scope: _Scope) -> bool:
 
 def _plain_call(node: ast.Call) -> bool:
     """A call of a bare name with positional arguments only."""
-    return isinstance(node.func, ast.Name) and not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
+    return (
+        isinstance(node.func, ast.Name) and not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
+    )
 
 
 def _folded_item(container: ir.Operand, key: ir.Operand) -> ir.Operand | None:
@@ -740,7 +746,9 @@ def _all_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def lift(code: str, entry: str | None = None, *, trusted_namespaces: tuple[str, ...] = (), filename: str = "<text>") -> Lifted:
+def lift(
+    code: str, entry: str | None = None, *, trusted_namespaces: tuple[str, ...] = (), filename: str = "<text>"
+) -> Lifted:
     """Parse `code` and lift its entry function into verified IR.
 
     `entry` names the function to lift (vLLM's `execution_fn`); by default
@@ -825,10 +833,10 @@ def _is_called(definition: ast.FunctionDef, name: str, module: _Module) -> bool:
     while frontier:
         current = frontier.pop()
         for node in ast.walk(current):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in module.inlined:
-                if node.func.id not in reached:
-                    reached.add(node.func.id)
-                    frontier.append(module.inlined[node.func.id])
+            callee = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+            if callee in module.inlined and callee not in reached:
+                reached.add(callee)
+                frontier.append(module.inlined[callee])
     return name in reached
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -55,8 +56,8 @@ from typing import Any
 import torch
 
 from astgen import importable, lift, trace
-from astgen.emit import emit
 from astgen._version import __version__
+from astgen.emit import emit
 from astgen.errors import CodegenError
 from astgen.lower import fast_callable
 
@@ -211,15 +212,14 @@ def _read_entry(path: Path) -> Verified | None:
 
 
 def _write_entry(path: Path, verified: Verified) -> None:
-    data = marshal.dumps(
-        (
-            verified.entry,
-            tuple((name, _encode_source(source)) for name, source in verified.globals),
-            verified.piece_hints,
-            verified.source,
-            verified.module_code,
-        )
+    entry: Any = (
+        verified.entry,
+        tuple((name, _encode_source(source)) for name, source in verified.globals),
+        verified.piece_hints,
+        verified.source,
+        verified.module_code,
     )
+    data = marshal.dumps(entry)
     temporary = None
     try:
         # Written whole, then renamed: a reader sees the old file, the new one or none.
@@ -232,14 +232,8 @@ def _write_entry(path: Path, verified: Verified) -> None:
         log.warning("astgen: could not write code cache entry %s: %s", path, error)
     finally:
         if temporary is not None:
-            _unlink_quietly(temporary)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 class _CodeCache:

@@ -69,6 +69,7 @@ HOSTILE: dict[str, str] = {
     "calling a vLLM const": "def execution_fn(x, *, __vllm_submods__):\n    return __vllm_consts__[0](x)\n",
     # ------------------------------------------------ operator objects expose torch's registries
     "entry named like a global": "f = __astgen_consts__[0]\ndef f(x):\n    return f(x)\n",
+    "entry named like a later global": "def f(x):\n    return f(x)\nf = __astgen_consts__[0]\n",
     "py_kernels": PRELUDE + "def f(x):\n    k = mm.py_kernels\n    return k\n",
     "py_kernels clear": PRELUDE + "def f(x):\n    k = mm.py_kernels\n    d = k.clear()\n    return d\n",
     "py_kernels by path": "def f(x):\n    return torch.ops.aten.mm.default.py_kernels.clear()\n",

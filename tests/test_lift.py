@@ -19,7 +19,6 @@ from astgen.emit import emit
 from astgen.errors import CodegenError
 from astgen.testing.audit import Case, audit, violations
 from astgen.vllm import compile_execution_fn, generate_execution_code
-
 from tests import vllm_0_33_codegen
 from tests.helpers import assert_same, build, example, interpret, split_at
 from tests.hostile_texts import ACCEPTED, HOSTILE
@@ -92,8 +91,8 @@ def test_vllm_0_33_text_for_the_same_graphs_loads_and_computes_the_same(name: st
 
 
 def test_inlined_pieces_are_spliced_into_the_entry() -> None:
-    gm, args = _models()["chain"]
-    code, names, consts = vllm_0_33_codegen.generate_execution_code(gm)
+    gm, _ = _models()["chain"]
+    code, _, _ = vllm_0_33_codegen.generate_execution_code(gm)
     lifted = lift.lift(code, trusted_namespaces=("vllm",))
     assert lifted.function.name == "execution_fn"
     assert not any("inlined" in g.name for g in lifted.function.globals)
@@ -144,7 +143,7 @@ def test_a_deleted_alias_does_not_end_a_value_still_read() -> None:
 
 
 def test_trusted_namespaces_are_the_callers() -> None:
-    lib = torch.library.Library("astgen_lift_test", "DEF")  # noqa: TOR901
+    lib = torch.library.Library("astgen_lift_test", "DEF")
     lib.define("twice(Tensor x) -> Tensor")
     lib.impl("twice", lambda x: x * 2, "CompositeExplicitAutograd")
     code = "def f(x):\n    return torch.ops.astgen_lift_test.twice.default(x)\n"
@@ -170,7 +169,7 @@ def test_every_listed_torch_function_resolves_by_its_name() -> None:
     ["torch.load", "torch.vmap", "torch.cond", "torch.from_file", "torch.manual_seed", "torch.Tensor.untyped_storage"],
 )
 def test_refused_names_are_not_written_by_lowering_either(dotted: str) -> None:
-    root, *parts = dotted.split(".")
+    _, *parts = dotted.split(".")
     obj: Any = torch
     for part in parts:
         obj = getattr(obj, part)

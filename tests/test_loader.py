@@ -15,8 +15,8 @@ import torch
 
 import astgen
 from astgen import loader
-from astgen.vllm import compile_execution_fn
 from astgen.errors import CodegenError
+from astgen.vllm import compile_execution_fn
 from tests.helpers import assert_same, example, interpret
 
 

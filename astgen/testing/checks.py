@@ -675,4 +675,3 @@ def check_loader(compiled: CompiledGraph) -> None:
     found = audit.violations(batch, _loader_server[0].check(batch))
     if found:
         raise PropertyFailure("loader", "a mutant of the text raised an audit event or imported a module", found[0])
-

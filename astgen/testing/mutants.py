@@ -19,7 +19,7 @@ import builtins
 import random
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 from hypothesis import strategies as st
@@ -30,7 +30,7 @@ from astgen.testing.audit import Case
 _T = TypeVar("_T")
 _DUNDERS = ("__class__", "__init__", "__globals__", "__dict__", "__subclasses__", "__reduce_ex__", "__builtins__")
 _REGISTRIES = ("py_kernels", "_dispatch_cache", "py_impl", "_op", "redispatch", "decompose", "overloads")
-_LITERALS: tuple[object, ...] = (0, -1, 7, 2**70, 1.5, float("inf"), "", "os", "{0.__class__}", "{0!r}", None, True)
+_LITERALS: tuple[Any, ...] = (0, -1, 7, 2**70, 1.5, float("inf"), "", "os", "{0.__class__}", "{0!r}", None, True)
 
 
 class Chooser(Protocol):
@@ -116,7 +116,9 @@ def _callee(choose: Chooser, receivers: Sequence[str]) -> ast.expr:
     if kind == "listed":
         # Names the tables accept: run with the arguments at hand, they must raise no event either.
         prefix = choose.choice(sorted(importable.TORCH_FUNCTIONS))
-        return _chain(_name("torch"), [*prefix.split(".")[1:], choose.choice(sorted(importable.TORCH_FUNCTIONS[prefix]))])
+        return _chain(
+            _name("torch"), [*prefix.split(".")[1:], choose.choice(sorted(importable.TORCH_FUNCTIONS[prefix]))]
+        )
     if kind == "listed method":
         return _chain(receiver, [choose.choice(names["methods"])])
     namespace = choose.choice(("aten", "prims", "higher_order", "profiler", "vllm"))
