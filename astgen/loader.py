@@ -64,7 +64,7 @@ from astgen.lower import fast_callable
 log = logging.getLogger("astgen")
 
 # Bumped whenever the language, the tables or the cached layout changes.
-FORMAT = 2
+FORMAT = 3
 _MEMORY_ENTRIES = 256
 _MAX_ENTRY_BYTES = 256 << 20
 
@@ -89,13 +89,18 @@ _BUILTINS["__import__"] = _import_imported
 class Verified:
     """A lifted text, compiled: the code of a module that only defines the entry, and what it reads.
 
-    `globals` is (name, source) for each global the function reads; `source`
-    the text of the emitted module, shown in tracebacks.
+    The globals the function reads, by where the caller finds them: `pieces`
+    (name, slot of the pieces table), `consts` (name, slot of the consts
+    table, whether the text calls it), `named` (name, dotted path). Plain
+    tuples, as marshal writes them. `source` is the text of the emitted
+    module, shown in tracebacks.
     """
 
     module_code: types.CodeType
     entry: str
-    globals: tuple[tuple[str, lift.Source], ...]
+    pieces: tuple[tuple[str, int], ...]
+    consts: tuple[tuple[str, int, bool], ...]
+    named: tuple[tuple[str, str], ...]
     piece_hints: tuple[tuple[int, str], ...]
     source: str
     filename: str
@@ -111,8 +116,17 @@ def compile_text(code: str, entry: str | None, trusted_namespaces: tuple[str, ..
         source = ast.unparse(module) + "\n"
     except (SyntaxError, ValueError, RecursionError) as error:
         raise CodegenError(f"lifted code text does not compile: {error}") from None
-    used = tuple((g.name, lifted.sources[g.slot]) for g in function.globals)
-    return Verified(module_code, function.name, used, lifted.piece_hints, source, filename)
+    sources = [(g.name, lifted.sources[g.slot]) for g in function.globals]
+    return Verified(
+        module_code,
+        function.name,
+        tuple((name, s.index) for name, s in sources if isinstance(s, lift.PieceSlot)),
+        tuple((name, s.index, s.called) for name, s in sources if isinstance(s, lift.ConstSlot)),
+        tuple((name, s.path) for name, s in sources if isinstance(s, lift.Named)),
+        lifted.piece_hints,
+        source,
+        filename,
+    )
 
 
 # ---------------------------------------------------------------- the code cache
@@ -165,24 +179,6 @@ def _key(code: str, entry: str | None, trusted_namespaces: tuple[str, ...]) -> s
     return digest.hexdigest()
 
 
-def _encode_source(source: lift.Source) -> tuple[str, object, bool]:
-    if isinstance(source, lift.PieceSlot):
-        return ("piece", source.index, False)
-    if isinstance(source, lift.ConstSlot):
-        return ("const", source.index, source.called)
-    return ("named", source.path, False)
-
-
-def _decode_source(kind: object, detail: object, called: object) -> lift.Source:
-    if kind == "piece" and type(detail) is int:
-        return lift.PieceSlot(detail)
-    if kind == "const" and type(detail) is int and type(called) is bool:
-        return lift.ConstSlot(detail, called)
-    if kind == "named" and type(detail) is str:
-        return lift.Named(detail)
-    raise ValueError("not a source")
-
-
 def _read_entry(path: Path) -> Verified | None:
     """The entry at `path`, opened without following a link and trusted only if this user's alone."""
     try:
@@ -201,20 +197,23 @@ def _read_entry(path: Path) -> Verified | None:
     finally:
         os.close(descriptor)
     try:
-        entry, sources, hints, source, module_code = marshal.loads(data)
-        if not isinstance(module_code, types.CodeType) or not isinstance(entry, str) or not isinstance(source, str):
-            return None
-        used = tuple((name, _decode_source(*encoded)) for name, encoded in sources)
-        piece_hints = tuple((int(index), str(hint)) for index, hint in hints)
+        # Trusted as a `__pycache__` file is, once its owner and mode are: its layout is checked, not its items.
+        entry, pieces, consts, named, hints, source, module_code = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
         return None  # a foreign or damaged file: lift the text again
-    return Verified(module_code, entry, used, piece_hints, source, module_code.co_filename)
+    if not (isinstance(module_code, types.CodeType) and isinstance(entry, str) and isinstance(source, str)):
+        return None
+    if not all(isinstance(part, tuple) for part in (pieces, consts, named, hints)):
+        return None
+    return Verified(module_code, entry, pieces, consts, named, hints, source, module_code.co_filename)
 
 
 def _write_entry(path: Path, verified: Verified) -> None:
     entry: Any = (
         verified.entry,
-        tuple((name, _encode_source(source)) for name, source in verified.globals),
+        verified.pieces,
+        verified.consts,
+        verified.named,
         verified.piece_hints,
         verified.source,
         verified.module_code,
@@ -413,33 +412,30 @@ def bind_verified(
     _check_piece_order(found, names)
     bound: dict[str, Any] = {"__builtins__": _BUILTINS, "__name__": "astgen.loaded"}
     missing: list[str] = []
-    for name, source in found.globals:
-        if isinstance(source, lift.PieceSlot):
-            if source.index >= len(names):
-                raise CodegenError(
-                    f"code text reads piece slot {source.index}, but only {len(names)} piece names are given"
-                )
-            piece = names[source.index]
-            if piece not in callables:
-                missing.append(piece)
-                continue
+    for name, index in found.pieces:
+        if index >= len(names):
+            raise CodegenError(f"code text reads piece slot {index}, but only {len(names)} piece names are given")
+        piece = names[index]
+        if piece in callables:
             bound[name] = fast_callable(callables[piece])
-        elif isinstance(source, lift.ConstSlot):
-            if consts is None:
-                raise CodegenError(f"code text reads const {source.index}, but no consts are given")
-            if source.index >= len(consts):
-                raise CodegenError(f"code text reads const {source.index}, but only {len(consts)} consts are given")
-            obj = consts[source.index]
-            if source.called and not callable_const(obj, namespaces):
-                raise CodegenError(
-                    f"code text calls const {source.index} ({type(obj).__name__}), which is no function it may call"
-                )
-            bound[name] = obj
         else:
-            try:
-                bound[name] = _resolved(source.path, namespaces)
-            except LookupError as error:
-                raise CodegenError(f"code text names {source.path!r}: {error}") from None
+            missing.append(piece)
+    for name, index, called in found.consts:
+        if consts is None:
+            raise CodegenError(f"code text reads const {index}, but no consts are given")
+        if index >= len(consts):
+            raise CodegenError(f"code text reads const {index}, but only {len(consts)} consts are given")
+        obj = consts[index]
+        if called and not callable_const(obj, namespaces):
+            raise CodegenError(
+                f"code text calls const {index} ({type(obj).__name__}), which is no function it may call"
+            )
+        bound[name] = obj
+    for name, path in found.named:
+        try:
+            bound[name] = _resolved(path, namespaces)
+        except LookupError as error:
+            raise CodegenError(f"code text names {path!r}: {error}") from None
     if missing:
         raise CodegenError(f"code text calls piece(s) {', '.join(map(repr, missing))}, but no callable is given")
     # Defines the function and nothing else: its defaults are literals and bound globals.
