@@ -370,7 +370,9 @@ def callable_const(obj: object, trusted_namespaces: tuple[str, ...] = ()) -> boo
     bound_to = getattr(obj, "__self__", None) if isinstance(obj, (types.MethodType, types.BuiltinMethodType)) else None
     if isinstance(bound_to, types.ModuleType) or bound_to is torch.ops:
         return importable.public_name(obj, trusted_namespaces) is not None
-    if id(obj) in _covered_ids() or isinstance(obj, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+    if id(obj) in _covered_ids(len(sys.modules)) or isinstance(
+        obj, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)
+    ):
         if importable.is_safe_builtin(obj):
             return getattr(obj, "__name__", None) in lift.CALLABLE_BUILTINS
         name = importable.public_name(obj, trusted_namespaces)
@@ -382,9 +384,10 @@ def _namespace_trusted(name: str, trusted_namespaces: tuple[str, ...]) -> bool:
     return name.split(".")[2] in (*importable.OPERATOR_NAMESPACES, *trusted_namespaces)
 
 
-@functools.cache
-def _covered_ids() -> frozenset[int]:
-    """The ids of every object in `builtins`, `operator`, `torch.Tensor` and torch's imported modules."""
+@functools.lru_cache(maxsize=1)
+def _covered_ids(module_count: int) -> frozenset[int]:
+    """The ids of every object in `builtins`, `operator`, `torch.Tensor` and torch's imported modules;
+    made again when a module has been imported since (`module_count`, the size of `sys.modules`)."""
     import operator
 
     spaces: list[Mapping[str, object]] = [vars(builtins), vars(operator), vars(torch.Tensor)]

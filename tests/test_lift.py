@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -254,3 +255,17 @@ def test_the_drop_in_round_trips_a_graph_with_a_piece() -> None:
     gm = build(lambda g: g.call_module("sub", (g.placeholder("x"),)), sub=nn.Identity())
     code, names, consts = generate_execution_code(gm)
     assert compile_execution_fn(code, {"sub": lambda v: v * 3}, names, consts)(2) == 6
+
+
+def test_a_torch_module_imported_later_is_covered_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    assert astgen.loader.callable_const(torch.relu)  # the covered set is made now
+    late = types.ModuleType("torch._astgen_late")
+
+    def load_anything(path: str) -> None:
+        raise AssertionError("never called")
+
+    late.load_anything = load_anything  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch._astgen_late", late)
+    assert not astgen.loader.callable_const(load_anything)
