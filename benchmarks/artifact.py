@@ -33,7 +33,7 @@ from benchmarks import graphs, string_baseline, timing
 VLLM = "vLLM path (exec + partial)"
 WARM = "astgen load, disk cache (later process)"
 MEMORY = "astgen load, memory cache (same process)"
-COLD = "astgen load, cold (parse + lift + compile)"
+COLD = "astgen load, cold (parse + check + compile)"
 LOAD_CONTENDERS = (VLLM, WARM, MEMORY, COLD)
 LOAD_NODES = (500, 3000)
 
