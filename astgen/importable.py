@@ -17,9 +17,10 @@ torch's operator registry, and only in the namespaces the caller trusts.
 The tables, and why each family outside them is out:
 
 * `OPERATOR_NAMESPACES` (`aten`, `prims`) and the caller's trusted ones:
-  any operator there except `DENIED_OPERATORS`, which read files, print,
-  point a tensor at arbitrary memory or a storage, or change process-wide
-  state. Other namespaces (`higher_order` calls its function arguments,
+  any operator there except `DENIED_OPERATORS` and `DENIED_OPERATOR_FAMILIES`,
+  which read files, print, point a tensor at arbitrary memory or a storage
+  (sparse and nested tensors built from raw parts write out of bounds, and
+  backward operators trust autograd's inputs), or change process-wide state. Other namespaces (`higher_order` calls its function arguments,
   `profiler`, test and custom namespaces) are not trusted by default.
 * `TORCH_FUNCTIONS`: tensor math of `torch`, `torch.nn.functional`,
   `torch.linalg`, `torch.special` and `torch.fft`, by name. Out: everything
@@ -448,17 +449,39 @@ DENIED_OPERATORS = frozenset(
         "aten::_cufft_set_plan_cache_max_size",
         "aten::_cufft_clear_plan_cache",
         "aten::_reshape_alias",
-        "aten::_nested_view_from_buffer",
-        "aten::_nested_view_from_buffer_copy",
-        "aten::_nested_view_from_jagged",
+        "aten::_reshape_alias_copy",
         "aten::_set_item",
         "aten::lift_fresh",
+        # The parts of a sparse tensor, which can be set to indices out of its bounds afterwards.
+        "aten::_indices",
+        "aten::_values",
+        "aten::indices",
+        "aten::values",
+        "aten::crow_indices",
+        "aten::col_indices",
+        "aten::ccol_indices",
+        "aten::row_indices",
+        "aten::_coalesced_",
         "aten::_propagate_xla_data",
         "aten::_make_per_tensor_quantized_tensor",
         "aten::_make_per_channel_quantized_tensor",
         "prims::device_put",
     }
 )
+
+# Whole families, by part of the name: a sparse tensor is built without checking its
+# indices unless a process-wide flag says so, and `to_dense` then writes where they
+# point (`sparse_coo_tensor` with an index of 100000 into 4 elements writes past them);
+# a nested tensor's parts are raw sizes, strides and offsets into a buffer; backward
+# operators trust autograd to hand them consistent inputs, and some do not check them
+# (`_segment_reduce_backward` with a length past its input crashes the process).
+DENIED_OPERATOR_FAMILIES = ("sparse", "aten::_nested_", "_backward")
+
+
+def denied_operator(qualified: str) -> bool:
+    """Whether the operator `namespace::name` is refused, by name or by family."""
+    return qualified in DENIED_OPERATORS or any(part in qualified for part in DENIED_OPERATOR_FAMILIES)
+
 
 ROOTS = {"torch": torch, "operator": operator}
 _NO_OBJECT = object()
@@ -585,7 +608,7 @@ def _resolve_operator(dotted: str, parts: list[str], trusted_namespaces: tuple[s
     if namespace not in (*OPERATOR_NAMESPACES, *trusted_namespaces):
         raise LookupError(f"{dotted!r}: operator namespace {namespace!r} is not trusted")
     qualified = f"{namespace}::{name}"
-    if qualified in DENIED_OPERATORS:
+    if denied_operator(qualified):
         raise LookupError(f"{dotted!r}: {qualified} touches files, memory or process-wide state")
     # The registry is asked first: torch's accessors below then only build the
     # Python objects for an operator that exists (they import nothing).

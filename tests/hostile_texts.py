@@ -28,6 +28,20 @@ HOSTILE: dict[str, str] = {
     "numpy": "def f(x):\n    return x.numpy()\n",
     "tofile via numpy": "def f(x):\n    n = x.numpy()\n    return n.tofile('{M}')\n",
     "data_ptr": "def f(x):\n    return x.data_ptr()\n",
+    "_reshape_alias_copy out of bounds": "def f(x):\n    y = torch.ops.aten._reshape_alias_copy.default(x, [1 << 20], [1])\n    return y\n",
+    "sparse tensor writing out of bounds": (
+        "def f(x):\n    i = torch.tensor([[100000]])\n    s = torch.ops.aten.sparse_coo_tensor.indices_size(i, x, [4])\n"
+        "    return torch.ops.aten._to_dense.default(s)\n"
+    ),
+    "unchecked sparse tensor": (
+        "def f(x):\n    i = torch.tensor([[100000]])\n    return torch.ops.aten._sparse_coo_tensor_unsafe.default(i, x, [4])\n"
+    ),
+    "sparse indices by their view": "def f(x):\n    return torch.ops.aten._indices.default(x)\n",
+    "backward operator that reads out of bounds": (
+        "def f(x):\n    n = torch.tensor([100000])\n"
+        "    return torch.ops.aten._segment_reduce_backward.default(x, x, x, 'sum', lengths=n)\n"
+    ),
+    "nested tensor from raw parts": "def f(x):\n    return torch.ops.aten._nested_from_padded.default(x, x)\n",
     "_reshape_alias out of bounds": "def f(x):\n    return torch.ops.aten._reshape_alias.default(x, [1 << 40], [1])\n",
     # ------------------------------------------------ formatting walks attributes at run time
     "str.format on a literal": "def f(x):\n    return '{0.__class__.__init__.__globals__}'.format(x)\n",
