@@ -462,6 +462,9 @@ DENIED_OPERATORS = frozenset(
         "aten::ccol_indices",
         "aten::row_indices",
         "aten::_coalesced_",
+        # functorch's batching internals: a level or dimension out of range crashes the process.
+        "aten::_add_batch_dim",
+        "aten::_remove_batch_dim",
         "aten::_propagate_xla_data",
         "aten::_make_per_tensor_quantized_tensor",
         "aten::_make_per_channel_quantized_tensor",

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,10 +98,12 @@ class PieceSlot:
 
 @dataclass(frozen=True, slots=True)
 class ConstSlot:
-    """Slot `index` of the consts table; `called` when the text calls it (checked at bind)."""
+    """Slot `index` of the consts table; checked at bind: `called` when the text calls it,
+    `enum` when it is given to an operator as a dtype, layout or memory format."""
 
     index: int
     called: bool = False
+    enum: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +214,6 @@ class _Module:
         key = ConstSlot(source.index) if isinstance(source, ConstSlot) else source
         found = self.by_source.get(key)
         if found is not None:
-            if isinstance(source, ConstSlot) and source.called:
-                self.sources[found.slot] = source
             return found
         made = ir.Global(
             self.names.fresh(hint),
@@ -233,7 +235,12 @@ class _Module:
     def call_const(self, g: ir.Global) -> None:
         source = self.sources[g.slot]
         if isinstance(source, ConstSlot):
-            self.sources[g.slot] = ConstSlot(source.index, called=True)
+            self.sources[g.slot] = dataclasses.replace(source, called=True)
+
+    def enum_const(self, g: ir.Global) -> None:
+        source = self.sources[g.slot]
+        if isinstance(source, ConstSlot):
+            self.sources[g.slot] = dataclasses.replace(source, enum=True)
 
 
 class _Scope:
@@ -560,6 +567,9 @@ class _Lifter:
             self.body.append(ir.CallMethod(result, self.receiver(func, receiver), method, args, kwargs, origin))
             return None
         callee = self.callee(func, scope)
+        source = self.module.sources[callee.slot] if isinstance(callee, ir.Global) else None
+        if isinstance(source, Named) and source.path.startswith("torch.ops."):
+            self.enum_arguments(node, source.path, args, kwargs)
         if isinstance(callee, ir.Global) and isinstance(self.module.sources[callee.slot], PieceSlot):
             self.body.append(ir.CallModule(result, callee, callee.name, args, kwargs, origin))
             if isinstance(result, ir.Value) and isinstance(func, ast.Subscript):
@@ -589,6 +599,32 @@ class _Lifter:
                 raise _refuse(func, f"{VLLM_SUBMODS} read by a function that does not take it, or by a computed index")
             return self.module.bind(PieceSlot(index), f"submod_{index}_fn")
         raise _refuse(func, f"a call of a {type(func).__name__}")
+
+    def enum_arguments(self, node: ast.Call, path: str, args: tuple[ir.Operand, ...], kwargs: ir.Kwargs) -> None:
+        """An operator's dtype, layout and memory format arguments are named or the caller's constants.
+
+        Through `torch.ops` each is an int underneath, and an int out of range
+        crashes the process (`empty.memory_format([2], dtype=100000)`): so no
+        value the function computes and no literal may stand there.
+        """
+        positions, names = _enum_parameters(path, self.module.trusted_namespaces)
+        if not positions and not names:
+            return
+        given: list[tuple[int | str, ir.Operand]] = [
+            (index, arg) for index, arg in enumerate(args) if index in positions
+        ]
+        given += [(key, value) for key, value in kwargs if key in names]
+        if any(isinstance(arg, ir.Starred) for arg in args):
+            raise _refuse(node, "* arguments to an operator that takes a dtype, layout or memory format")
+        for where, operand in given:
+            if isinstance(operand, ir.Const) and operand.value is None:
+                continue
+            if isinstance(operand, ir.Global) and isinstance(self.module.sources[operand.slot], Named):
+                continue
+            if isinstance(operand, ir.Global) and isinstance(self.module.sources[operand.slot], ConstSlot):
+                self.module.enum_const(operand)
+                continue
+            raise _refuse(node, f"argument {where!r} of {path} is a dtype, layout or memory format: name it")
 
     def arguments(self, node: ast.Call, scope: _Scope) -> tuple[tuple[ir.Operand, ...], ir.Kwargs]:
         args: list[ir.Operand] = []
@@ -667,6 +703,29 @@ def _keeps_key(func: ast.expr, scope: _Scope) -> bool:
     if isinstance(func, ast.Name):
         return func.id not in CALLABLE_BUILTINS or func.id in scope.names
     return _dotted(func) is not None or isinstance(func, ast.Subscript)
+
+
+_ENUM_TYPES = ("ScalarType", "Layout", "MemoryFormat")
+
+
+@functools.cache
+def _enum_parameters(path: str, trusted_namespaces: tuple[str, ...]) -> tuple[frozenset[int], frozenset[str]]:
+    """The positions and names of an operator's dtype, layout and memory-format parameters,
+    over every overload a packet may pick."""
+    obj = importable.resolve(path, trusted_namespaces)
+    if isinstance(obj, torch._ops.OpOverload):
+        schemas = [obj._schema]
+    else:
+        schemas = torch._C._jit_get_schemas_for_operator(obj._qualified_op_name)  # type: ignore[attr-defined]
+    positions: set[int] = set()
+    names: set[str] = set()
+    for schema in schemas:
+        for index, argument in enumerate(schema.arguments):
+            if any(kind in str(argument.real_type) for kind in _ENUM_TYPES):
+                names.add(argument.name)
+                if not argument.kwarg_only:
+                    positions.add(index)
+    return frozenset(positions), frozenset(names)
 
 
 def _plain_call(node: ast.Call) -> bool:

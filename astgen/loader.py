@@ -64,7 +64,7 @@ from astgen.lower import fast_callable
 log = logging.getLogger("astgen")
 
 # Bumped whenever the language, the tables or the cached layout changes.
-FORMAT = 3
+FORMAT = 4
 _MEMORY_ENTRIES = 256
 _MAX_ENTRY_BYTES = 256 << 20
 
@@ -91,7 +91,8 @@ class Verified:
 
     The globals the function reads, by where the caller finds them: `pieces`
     (name, slot of the pieces table), `consts` (name, slot of the consts
-    table, whether the text calls it), `named` (name, dotted path). Plain
+    table, whether the text calls it, whether it gives it to an operator as
+    a dtype, layout or memory format), `named` (name, dotted path). Plain
     tuples, as marshal writes them. `source` is the text of the emitted
     module, shown in tracebacks.
     """
@@ -99,7 +100,7 @@ class Verified:
     module_code: types.CodeType
     entry: str
     pieces: tuple[tuple[str, int], ...]
-    consts: tuple[tuple[str, int, bool], ...]
+    consts: tuple[tuple[str, int, bool, bool], ...]
     named: tuple[tuple[str, str], ...]
     piece_hints: tuple[tuple[int, str], ...]
     source: str
@@ -121,7 +122,7 @@ def compile_text(code: str, entry: str | None, trusted_namespaces: tuple[str, ..
         module_code,
         function.name,
         tuple((name, s.index) for name, s in sources if isinstance(s, lift.PieceSlot)),
-        tuple((name, s.index, s.called) for name, s in sources if isinstance(s, lift.ConstSlot)),
+        tuple((name, s.index, s.called, s.enum) for name, s in sources if isinstance(s, lift.ConstSlot)),
         tuple((name, s.path) for name, s in sources if isinstance(s, lift.Named)),
         lifted.piece_hints,
         source,
@@ -396,6 +397,10 @@ def _covered_ids(module_count: int) -> frozenset[int]:
     return frozenset(id(obj) for space in spaces for obj in list(space.values()))
 
 
+# What an operator's dtype, layout and memory-format arguments may be: an int there crashes torch.
+_ENUMS = (torch.dtype, torch.layout, torch.memory_format)
+
+
 @functools.cache
 def _resolved(path: str, trusted_namespaces: tuple[str, ...]) -> object:
     return importable.resolve(path, trusted_namespaces)
@@ -423,7 +428,7 @@ def bind_verified(
             bound[name] = fast_callable(callables[piece])
         else:
             missing.append(piece)
-    for name, index, called in found.consts:
+    for name, index, called, enum in found.consts:
         if consts is None:
             raise CodegenError(f"code text reads const {index}, but no consts are given")
         if index >= len(consts):
@@ -432,6 +437,10 @@ def bind_verified(
         if called and not callable_const(obj, namespaces):
             raise CodegenError(
                 f"code text calls const {index} ({type(obj).__name__}), which is no function it may call"
+            )
+        if enum and not (obj is None or isinstance(obj, _ENUMS)):
+            raise CodegenError(
+                f"code text gives const {index} ({type(obj).__name__}) to an operator as a dtype, layout or memory format"
             )
         bound[name] = obj
     for name, path in found.named:

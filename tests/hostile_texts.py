@@ -42,6 +42,13 @@ HOSTILE: dict[str, str] = {
         "    return torch.ops.aten._segment_reduce_backward.default(x, x, x, 'sum', lengths=n)\n"
     ),
     "nested tensor from raw parts": "def f(x):\n    return torch.ops.aten._nested_from_padded.default(x, x)\n",
+    "an int as an operator's dtype": "def f(x):\n    return torch.ops.aten.empty.memory_format([2], dtype=100000)\n",
+    "a computed int as an operator's dtype": (
+        "def f(x):\n    n = x.numel()\n    return torch.ops.aten.sum.dim_IntList(x, [0], dtype=n)\n"
+    ),
+    "an int as a packet's dtype": "def f(x):\n    return torch.ops.aten.view(x, -100000)\n",
+    "an int as an operator's dtype by position": "def f(x):\n    return torch.ops.aten.view.dtype(x, 44)\n",
+    "functorch batching internals": "def f(x):\n    return torch.ops.aten._remove_batch_dim.default(x, 9, 9, 9)\n",
     "_reshape_alias out of bounds": "def f(x):\n    return torch.ops.aten._reshape_alias.default(x, [1 << 40], [1])\n",
     # ------------------------------------------------ formatting walks attributes at run time
     "str.format on a literal": "def f(x):\n    return '{0.__class__.__init__.__globals__}'.format(x)\n",

@@ -269,3 +269,13 @@ def test_a_torch_module_imported_later_is_covered_too(monkeypatch: pytest.Monkey
     late.load_anything = load_anything  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "torch._astgen_late", late)
     assert not astgen.loader.callable_const(load_anything)
+
+
+def test_an_operators_dtype_is_named_or_a_constant_that_is_one() -> None:
+    # Through torch.ops a dtype is an int underneath, and one out of range crashes the process.
+    code = "d = __astgen_consts__[0]\ndef f(x):\n    return torch.ops.aten.sum.dim_IntList(x, [0], dtype=d)\n"
+    assert astgen.load((code, [], [torch.float64]))(torch.ones(2)).dtype == torch.float64
+    with pytest.raises(CodegenError, match="gives const 0"):
+        astgen.load((code, [], [-7]))
+    with pytest.raises(CodegenError, match="name it"):
+        lift.lift("def f(x, n):\n    return torch.ops.aten.sum.dim_IntList(x, [0], dtype=n)\n")
