@@ -6,7 +6,7 @@ The pipeline, one module a stage:
 
 and back from a portable artifact (code text, piece names, constants):
 
-    loader (text -> checked tree, `allowlist`)  ->  compiled function
+    lift (text -> IR)  ->  emit  ->  loader (compile, cache, bind)  ->  function
 """
 
 from astgen._version import __version__ as __version__

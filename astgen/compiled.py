@@ -154,7 +154,7 @@ def run_module(
         **tables,
         **(kept or {}),
     }
-    # A module compiled from a tree astgen made, or one the allow-list checked.
+    # A module compiled from a tree astgen made.
     exec(module_code, namespace)
     for table in tables:
         del namespace[table]

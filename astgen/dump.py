@@ -10,7 +10,11 @@ A target `*.pt2` is a program saved by `torch.export.save`: it is split (at
 attention ops unless `--split-at` says otherwise) and its stitching graph is
 printed. Without `--trust-pickle` a `.pt2` is checked before anything in it
 is loaded, and its tensors are loaded weights-only: an archive that would
-unpickle objects, evaluate text or load compiled code is refused. A pickled
+unpickle objects, evaluate text or load compiled code is refused, and so is
+one whose shape expressions hold integers or exponents past
+`MAX_EXPRESSION_INT`/`MAX_EXPONENT`, or take sympy longer than
+`--sympy-seconds` (default 10) to parse. Trusted or not, no member of a
+`.pt2` may inflate past `--max-member-bytes` (default 1 GiB). A pickled
 GraphModule (`*.pt`, `*.pkl`) is loaded only with `--trust-pickle`, since
 unpickling runs whatever code the file names.
 Bad input prints one line to stderr and exits with status 2; a bug in astgen
@@ -46,6 +50,17 @@ from astgen.split import ATTENTION_OPS, SplitAt, Target, parse_target, split_gra
 
 FORMATS = ("source", "ir", "ast")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle")
+
+# A .pt2's weights are members of their own: a gigabyte covers one tensor of a
+# large model; an archive a few kilobytes big that claims more is a zip bomb.
+DEFAULT_MAX_MEMBER_BYTES = 1 << 30
+DEFAULT_SYMPY_SECONDS = 10.0
+# Shape expressions are sizes: integers past 2**64 and exponents past 64 are
+# no size, and make sympy compute numbers of millions of digits.
+MAX_EXPRESSION_INT = 2**64
+MAX_EXPONENT = 64
+MAX_EXPRESSION_CHARS = 10_000
+_POWERS = frozenset({"Pow", "PowByNatural", "FloatPow"})
 
 
 class UsageError(Exception):
@@ -90,6 +105,20 @@ def _parser() -> argparse.ArgumentParser:
         help="load a pickled GraphModule, or a .pt2 whatever it holds: loading such files can run arbitrary code, "
         "so only for files you trust",
     )
+    parser.add_argument(
+        "--max-member-bytes",
+        type=int,
+        default=DEFAULT_MAX_MEMBER_BYTES,
+        metavar="N",
+        help=f"refuse a .pt2 any member of which inflates past N bytes (default: {DEFAULT_MAX_MEMBER_BYTES})",
+    )
+    parser.add_argument(
+        "--sympy-seconds",
+        type=float,
+        default=DEFAULT_SYMPY_SECONDS,
+        metavar="S",
+        help=f"refuse a .pt2 whose shape expressions take sympy longer than S seconds (default: {DEFAULT_SYMPY_SECONDS:g})",
+    )
     parser.add_argument("--version", action="version", version=f"astgen {astgen.__version__}")
     return parser
 
@@ -119,7 +148,13 @@ def load_factory_graph(target: str) -> torch.fx.GraphModule:
     return graph
 
 
-def load_program(path: Path, *, trust_pickle: bool = False) -> torch.fx.GraphModule:
+def load_program(
+    path: Path,
+    *,
+    trust_pickle: bool = False,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    sympy_seconds: float = DEFAULT_SYMPY_SECONDS,
+) -> torch.fx.GraphModule:
     """The module of a program saved by `torch.export.save`.
 
     `torch.export.load` unpickles with `weights_only=False` wherever the
@@ -127,15 +162,20 @@ def load_program(path: Path, *, trust_pickle: bool = False) -> torch.fx.GraphMod
     expressions it holds with `sympy.sympify` and loads compiled AOTInductor
     code. Unless the file is trusted, the archive is checked first (see
     `check_archive`), and the very bytes checked are loaded, weights-only.
+    Trusted or not, no member may inflate past `max_member_bytes`.
     """
     if path.is_dir():
         raise UsageError(f"{path} is a directory, not a .pt2 file")
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     data = path.read_bytes()
+    try:
+        check_member_sizes(data, max_member_bytes)
+    except UnsafeArchive as error:
+        raise UsageError(f"cannot load {path}: {error}") from None
     if not trust_pickle:
         try:
-            check_archive(data)
+            check_archive(data, max_member_bytes=max_member_bytes, sympy_seconds=sympy_seconds)
         except BadArchive as error:
             raise UsageError(f"cannot load {path}: {error}") from None
         except UnsafeArchive as error:
@@ -210,13 +250,36 @@ _SYMPY_NAMES = frozenset({"oo", "zoo", "nan", "true", "false", "int_oo"})
 _SYMPY_STRING_ARGUMENT = {"Symbol": re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "Float": re.compile(r"[-+]?[0-9.e+-]+")}
 
 
-def check_archive(data: bytes) -> None:
+def check_member_sizes(data: bytes, max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> None:
+    """Raise `UnsafeArchive` if a member of the zip `data` inflates past `max_member_bytes`.
+
+    The sizes are the ones the archive declares, which both readers hold it
+    to: `zipfile` and torch's miniz reader stop at the declared size.
+    """
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as error:
+        raise BadArchive(f"not a .pt2 archive ({error})") from None
+    for member in members:
+        if member.file_size > max_member_bytes:
+            raise UnsafeArchive(
+                f"member {member.filename!r} inflates to {member.file_size} bytes, past the cap of "
+                f"{max_member_bytes} (--max-member-bytes)"
+            )
+
+
+def check_archive(
+    data: bytes, *, max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES, sympy_seconds: float = DEFAULT_SYMPY_SECONDS
+) -> None:
     """Raise `UnsafeArchive` unless loading `data` weights-only runs nothing from it.
 
     The archive is read as torch reads it (`PT2ArchiveReader`), and also as
     `zipfile` reads it, which `torch.export.load` falls back to for the
-    older format: both must see one archive of the current format.
+    older format: both must see one archive of the current format. No member
+    may inflate past `max_member_bytes`; the shape expressions must be plain
+    sympy within the bounds above, and parse within `sympy_seconds` in all.
     """
+    check_member_sizes(data, max_member_bytes)
     try:
         from torch.export.pt2_archive import PT2ArchiveReader
         from torch.export.pt2_archive.constants import ARCHIVE_VERSION_VALUE, TENSOR_CONSTANT_FILENAME_PREFIX
@@ -237,43 +300,96 @@ def check_archive(data: bytes) -> None:
         for name in files:
             if name not in _ARCHIVE_FILES and not name.startswith(_ARCHIVE_DIRS):
                 raise UnsafeArchive(f"it holds {name!r}, which torch.export.save does not write")
+        expressions: list[str] = []
         for name in files:
             if name.startswith("models/") and name.endswith(".json"):
-                _check_expressions(json.loads(reader.read_string(name)), name)
+                _check_expressions(json.loads(reader.read_string(name)), name, expressions)
             elif name.startswith("data/constants/") and name.endswith("_config.json"):
                 for fqn, entry in json.loads(reader.read_string(name)).get("config", {}).items():
                     if not str(entry.get("path_name", "")).startswith(TENSOR_CONSTANT_FILENAME_PREFIX):
                         raise UnsafeArchive(f"constant {fqn!r} is a pickled object, not a tensor")
+        _parse_within(expressions, sympy_seconds)
     except UnsafeArchive:
         raise
     except Exception as error:  # a malformed archive: torch would fail on it too, maybe after unpickling
         raise UnsafeArchive(f"cannot read it as a .pt2 archive ({type(error).__name__}: {error})") from None
 
 
-def _check_expressions(value: object, where: str) -> None:
+def _check_expressions(value: object, where: str, found: list[str]) -> None:
+    """Check every shape expression in a model's JSON; collect them in `found`."""
     if isinstance(value, dict):
         for key, item in value.items():
             if key == "expr_str" and isinstance(item, str):
                 _check_expression(item, where)
+                found.append(item)
             else:
-                _check_expressions(item, where)
+                _check_expressions(item, where, found)
     elif isinstance(value, list):
         for item in value:
-            _check_expressions(item, where)
+            _check_expressions(item, where, found)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def _parse_within(expressions: list[str], seconds: float) -> None:
+    """Parse the checked expressions as torch.export.load will (`sympy.sympify`), within `seconds` in all.
+
+    The bounds above keep sympy's work small; this is the backstop. It needs
+    `SIGALRM`, so it holds in the main thread of a POSIX process, which is
+    where the command line runs; elsewhere the expressions are parsed unboxed.
+    """
+    if not expressions:
+        return
+    import signal
+    import threading
+
+    import sympy
+
+    boxed = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+    def out_of_time(signum: int, frame: object) -> None:
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, out_of_time) if boxed else None
+    try:
+        if boxed:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+        for text in expressions:
+            # Checked above as a tree of plain sympy calls on bounded numbers: sympify evaluates it.
+            sympy.sympify(text)
+    except _OutOfTime:
+        raise UnsafeArchive(f"its shape expressions take sympy longer than {seconds:g}s (--sympy-seconds)") from None
+    except Exception as error:  # a checked expression sympy refuses: torch.export.load would fail on it too
+        raise UnsafeArchive(f"sympy cannot parse a shape expression ({type(error).__name__}: {error})") from None
+    finally:
+        if boxed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 def _check_expression(text: str, where: str) -> None:
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise UnsafeArchive(f"{where} holds a shape expression of {len(text)} characters, no size's")
     try:
         tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise UnsafeArchive(f"{where} holds a shape expression that is no sympy expression: {text[:80]!r}") from None
 
-    def check(node: ast.AST) -> None:
+    def check(node: ast.AST, exponent: bool = False) -> None:
         match node:
-            case ast.Constant(value=int() | float()):
-                return
-            case ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() | float())):
-                return
+            case (
+                ast.Constant(value=int() | float() as number)
+                | ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() | float() as number))
+            ):
+                bound = MAX_EXPONENT if exponent else MAX_EXPRESSION_INT
+                if isinstance(number, bool) or abs(number) <= bound:
+                    return
+                raise UnsafeArchive(
+                    f"{where} holds a shape expression with {'an exponent' if exponent else 'a number'} "
+                    f"past {bound}: {text[:80]!r}"
+                )
             case ast.Name(id=name) if name in _SYMPY_NAMES:
                 return
             case ast.Call(func=ast.Name(id=name), args=args, keywords=keywords) if name in _SYMPY_CALLS:
@@ -282,8 +398,13 @@ def _check_expression(text: str, where: str) -> None:
                     if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
                         if index != 0 or pattern is None or not pattern.fullmatch(argument.value):
                             break
+                        if name == "Float" and not _small_float(argument.value):
+                            break
                     else:
-                        check(argument)
+                        # `Integer(k)` as an exponent is bounded as an exponent, as a bare `k` is.
+                        check(
+                            argument, exponent or (name in _POWERS and index == 1) or (name == "Integer" and exponent)
+                        )
                 else:
                     if all(
                         keyword.arg is not None
@@ -294,7 +415,19 @@ def _check_expression(text: str, where: str) -> None:
                         return
         raise UnsafeArchive(f"{where} holds a shape expression that is not plain sympy: {text[:80]!r}")
 
-    check(tree.body)
+    try:
+        check(tree.body)
+    except RecursionError:
+        raise UnsafeArchive(f"{where} holds a shape expression nested too deeply: {text[:80]!r}") from None
+
+
+def _small_float(digits: str) -> bool:
+    """A Float's digits as sympy gets them: few, with an exponent a double can hold."""
+    exponent = digits.lower().partition("e")[2]
+    try:
+        return len(digits) <= 40 and (not exponent or abs(int(exponent)) <= 400)
+    except ValueError:
+        return False
 
 
 def load_pickled_graph(path: Path, *, trust_pickle: bool) -> torch.fx.GraphModule:
@@ -383,7 +516,12 @@ def load_graph(args: argparse.Namespace) -> torch.fx.GraphModule:
     if path is not None and path.is_dir():
         raise UsageError(f"{target} is a directory, not a .pt2 file, a pickled GraphModule or package.module:factory")
     if target and target.endswith(".pt2"):
-        gm = load_program(Path(target), trust_pickle=args.trust_pickle)
+        gm = load_program(
+            Path(target),
+            trust_pickle=args.trust_pickle,
+            max_member_bytes=args.max_member_bytes,
+            sympy_seconds=args.sympy_seconds,
+        )
     elif target and target.endswith(PICKLE_SUFFIXES):
         gm = load_pickled_graph(Path(target), trust_pickle=args.trust_pickle)
     elif target and target.partition(":")[0].endswith(".py"):

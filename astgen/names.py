@@ -39,7 +39,7 @@ def is_clean_name(name: str) -> bool:
 
     ASCII only: Python folds Unicode identifiers by NFKC when parsing, so two
     distinct names could become one. No leading underscore: the loader
-    refuses such names in text (`astgen.allowlist`), and dunders are the
+    refuses builtins' names and dunders in text (`astgen.lift`), and dunders are the
     loader's own (`__astgen_consts__`).
     """
     return name.isascii() and name.isidentifier() and name not in RESERVED and not name.startswith("_")

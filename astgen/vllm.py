@@ -18,10 +18,12 @@ Operators and torch functions are named in the text, since an `OpOverload`
 does not pickle. `submod_names` lists the pieces the code calls; vLLM also
 lists its inlined ones, which need no callable in either.
 
-`compile_execution_fn` checks any text against the allow-list of
-`astgen.allowlist` before anything of it runs: astgen's own, vLLM's of
-today (`__vllm_submods__`, `__vllm_consts__`, inlined functions), and the
-seed generator's of earlier caches (with `consts=None`).
+`compile_execution_fn` lifts any text into astgen's IR (`astgen.lift`)
+before anything of it runs, and compiles what the IR says: astgen's own,
+vLLM's of today (`__vllm_submods__`, `__vllm_consts__`, inlined functions,
+spliced into the entry), and the seed generator's of earlier caches (with
+`consts=None`). vLLM's own operator namespace, `vllm`, is trusted besides
+`aten` and `prims`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from astgen.lower import lower
 from astgen.passes import run_passes
 
 FUNCTION_NAME = "execution_fn"
+# The operator namespaces vLLM's stitching code calls besides aten and prims.
+TRUSTED_NAMESPACES = ("vllm",)
 
 
 def generate_execution_code_with_name(
@@ -100,9 +104,10 @@ def compile_execution_fn(
 
     `submod_callables` may hold more callables than the code calls, and may
     lack inlined pieces. `consts=None` loads text written before vLLM had
-    consts. The text is checked before anything of it runs; a refusal is a
-    `CodegenError` naming the line.
+    consts. The text is lifted into the IR before anything of it runs; a
+    refusal is a `CodegenError` naming the line.
     """
     trace.loaded(code)
     with trace.timed("astgen.load"):
-        return bind_verified(verified(code), dict(submod_callables), list(submod_names), consts)
+        found = verified(code, trusted_namespaces=TRUSTED_NAMESPACES)
+        return bind_verified(found, submod_callables, submod_names, consts, TRUSTED_NAMESPACES)

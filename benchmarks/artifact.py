@@ -11,7 +11,7 @@ callable, with the graph gone:
   cache directory, as a later process finds it (the in-memory cache is
   emptied before every load, so each one reads and unmarshals the file);
 - astgen in-process: a second load in the same process (memory hit);
-- astgen cold: parse, check against the allow-list, compile (first load on a machine).
+- astgen cold: parse, lift into the IR, emit, compile (first load on a machine).
 
 Per call: a stitching graph whose attention pieces are plain `GraphModule`s
 (eager, as vLLM keeps attention), called through `GraphModule.forward`
@@ -80,7 +80,7 @@ def _measure_load_one(target: int, rounds: int, generator: types.ModuleType | No
 
     def cold() -> Any:
         return loader.bind_verified(
-            loader._verify(next(cold_texts), None, "<bench>"), callables, artifact.piece_names, artifact.consts
+            loader.compile_text(next(cold_texts), None, (), "<bench>"), callables, artifact.piece_names, artifact.consts
         )
 
     jobs = {

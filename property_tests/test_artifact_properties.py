@@ -2,7 +2,7 @@
 
 The artifact is `(code, piece_names, consts)`: the consts go through pickle
 where they pickle, as they would into vLLM's cache; the text goes through
-the loader's allow-list. A second build of the same recipe with other
+the loader's lift into the IR. A second build of the same recipe with other
 buffer values gives the same text, and the text run with either graph's
 consts computes that graph: text and consts together say which objects run.
 """

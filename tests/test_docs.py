@@ -64,8 +64,8 @@ def test_benchmark_numbers_are_the_committed_results() -> None:
     assert [line for line in measured if line not in committed] == []
 
 
-def test_payload_counts_are_the_suites() -> None:
-    from tests.test_allowlist import PAYLOADS
+def test_hostile_text_counts_are_the_suites() -> None:
+    from tests.hostile_texts import HOSTILE
 
     for page in (docs_outputs.ROOT / "README.md", docs_outputs.ROOT / "docs" / "loading.md"):
-        assert re.findall(r"(\d+) payloads", page.read_text()) == [str(len(PAYLOADS))], page.name
+        assert re.findall(r"(\d+) hostile texts", page.read_text()) == [str(len(HOSTILE))], page.name

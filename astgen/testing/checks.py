@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from astgen import allowlist, vllm
+from astgen import lift, vllm
 from astgen.compiled import CompiledGraph, compile_graph, compile_lowered
 from astgen.errors import CodegenError
 from astgen.loader import load
@@ -55,11 +55,12 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
     "vllm": "the vLLM drop-in (astgen.vllm) agrees",
     "liveness": "at every submodule call exactly the values still needed later are alive",
     "statements": "a prelude of imports and assignments, then one function whose body holds only Assign, Delete and Return",
-    "artifact": "the artifact's text passes the loader's allow-list and rebuilds the function, consts through pickle",
+    "artifact": "the artifact's text lifts into the loader's IR and rebuilds the function, consts through pickle",
     "roundtrip": "ast.parse(ast.unparse(tree)) equals the tree; every lineno is its line in .source",
     "deterministic": "fresh compiles of the same graph, rebuilt, give byte-identical source",
     "traceback": "a submodule's exception shows the generated line, the FX node and a note naming it",
     "payloads": "no payload in a node name, keyword or string constant ever runs",
+    "loader": "the artifact's text lifts to IR that emits it again; mutants of it are refused or run with no audit event",
 }
 CHECKS: tuple[str, ...] = tuple(CHECK_DESCRIPTIONS)
 
@@ -151,7 +152,7 @@ def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:
 def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
     code, names, consts = compiled.artifact()
     try:
-        allowlist.check(ast.parse(code))
+        lift.lift(code)
     except CodegenError as error:
         raise PropertyFailure("artifact", "the loader refuses astgen's own text", f"{error}\n{code}") from None
     loaded = load((code, names, _through_pickle(consts)), {name: gm.get_submodule(name) for name in names})
@@ -366,6 +367,7 @@ def check_graph(
         ("traceback", lambda: check_traceback(gm, args, compiled)),
         ("vllm", lambda: check_vllm(gm, args, expected)),
         ("artifact", lambda: check_artifact(compiled, gm, args, expected)),
+        ("loader", lambda: check_loader(compiled)),
     ]
     for name, step in steps:
         if name in wanted:
@@ -684,3 +686,34 @@ def report(
         print(f"refused by design: {refused}")
     print("passes" + (f" (it failed with: {expected_signature})" if expected_signature else ""))
     return 0
+
+
+# ---------------------------------------------------------------- loader: the text's language, audited
+
+# Mutants per graph: each is one load and call in the audited subprocess the whole run shares.
+_LOADER_MUTANTS = 4
+_loader_server: list[Any] = []
+
+
+def check_loader(compiled: CompiledGraph) -> None:
+    """The artifact's text is in the loader's language exactly (lifting and emitting it gives it back),
+    and mutants of it (`astgen.testing.mutants`) are refused or run with no audit event (`astgen.testing.audit`)."""
+    import atexit
+    import random
+
+    from astgen.emit import emit
+    from astgen.testing import audit, mutants
+
+    code, names, _ = compiled.artifact()
+    if ast.unparse(emit(lift.lift(code).function)) + "\n" != code:
+        raise PropertyFailure("loader", "lifting astgen's text and emitting its IR gives another text", code)
+    if not _loader_server:
+        server = audit.AuditServer().__enter__()
+        atexit.register(server.__exit__, None, None, None)
+        _loader_server.append(server)
+    base = audit.Case(code, tuple("identity" for _ in names))
+    rng = random.Random(code)
+    batch = [mutants.random_mutant(rng, base) for _ in range(_LOADER_MUTANTS)]
+    found = audit.violations(batch, _loader_server[0].check(batch))
+    if found:
+        raise PropertyFailure("loader", "a mutant of the text raised an audit event or imported a module", found[0])
