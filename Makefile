@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit property fuzz bench clean redis-server
+.PHONY: demo test lint unit property integration fuzz bench clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A second environment with the real vLLM 0.33.0 for tests_vllm/ (docs/vllm.md).
+# vLLM pins a CUDA torch of several GB, so torch 2.13.0 CPU comes first and
+# vLLM and what its compilation modules import come with --no-deps, pinned.
+VLLM_VENV := .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet torch==2.13.0
+	$(VLLM_PY) -m pip install --quiet --no-deps vllm==0.33.0
+	$(VLLM_PY) -m pip install --quiet --no-deps -r requirements/vllm-cpu.txt
+	$(VLLM_PY) -m pip install --quiet --no-deps -e .
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m astgen.dump
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check astgen tests property_tests benchmarks
-	$(VENV)/bin/ruff format --check astgen tests property_tests benchmarks
+	$(VENV)/bin/ruff check astgen tests tests_vllm property_tests benchmarks
+	$(VENV)/bin/ruff format --check astgen tests tests_vllm property_tests benchmarks
 	$(VENV)/bin/mypy
 
 # tests/test_redis.py runs a real Redis server (Debian package redis-server);
@@ -34,7 +49,10 @@ unit: $(STAMP) redis-server
 property: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 property_tests
 
-test: lint unit property
+integration: $(VLLM_STAMP)
+	$(VLLM_PY) -m pytest tests_vllm
+
+test: lint unit property integration
 
 # A campaign; failures become reproducer scripts in fuzz-out/ and stay saved in FUZZ_DB
 # (a directory, or redis://host:port to share them between machines), which
@@ -53,4 +71,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build dist *.egg-info .hypothesis .mypy_cache .ruff_cache
