@@ -26,17 +26,14 @@ seed generator's of earlier caches (with `consts=None`).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch.fx
 
-from astgen import ir, trace
-from astgen.compiled import GeneratedCode, code_cache
-from astgen.emit import emit
+from astgen import ir, trace, vllm_form
 from astgen.loader import bind_verified, verified
-from astgen.lower import lower
-from astgen.passes import run_passes
 
 FUNCTION_NAME = "execution_fn"
 
@@ -48,46 +45,61 @@ def generate_execution_code_with_name(
     consts: list[Any] | None = None,
     const_index: dict[int, int] | None = None,
 ) -> tuple[str, list[str], list[Any]]:
-    """Code for `split_gm` defining `fn_name`, the pieces it calls, and its constants.
+    """The defs for `split_gm` (inlined pieces first, then `fn_name`), the pieces it lists, and its constants.
 
     `consts` and `const_index` (object id -> index in `consts`) may be shared
     with earlier calls, as vLLM shares them across the graphs it inlines: new
     constants are appended, known ones reused. With `with_submod=False` a
     graph that calls a submodule is refused, as vLLM refuses it.
     """
-    if not with_submod:
-        for node in split_gm.graph.find_nodes(op="call_module"):
-            raise RuntimeError(f"call_module is not allowed for codegen target {node.target}.")
     consts = [] if consts is None else consts
     const_index = {} if const_index is None else const_index
     with trace.timed("astgen.lower"):
-        lowered = lower(split_gm, name=fn_name, inline=True)
-    pieces, const_globals = ir.tables(lowered.function)
-    shared = bool(consts)
-    index_of_slot: dict[int, int] = {}
-    for g in const_globals:
-        obj = lowered.bindings[g.slot]
-        index = const_index.get(id(obj))
-        if index is None:
-            index = const_index[id(obj)] = len(consts)
-            consts.append(obj)
-        index_of_slot[g.slot] = index
-    if shared:
-        # Indices past earlier graphs' constants: this text is its own.
-        with trace.timed("astgen.passes"):
-            function = run_passes(lowered.function)
-        with trace.timed("astgen.emit"):
-            tree = emit(function, index_of_slot)
-        generated: GeneratedCode = GeneratedCode(function, tree)
-    else:
-        generated = code_cache.get(lowered.function)
-    trace.generated(generated)
-    return generated.source, [g.piece for g in pieces if g.piece is not None], consts
+        functions, submod_names, function = vllm_form.stitching_functions(
+            split_gm, fn_name, with_submod, consts, const_index
+        )
+    source = ast.unparse(ast.fix_missing_locations(ast.Module(body=list(functions), type_ignores=[])))
+    trace.generated_source(source, function)
+    return source, submod_names, consts
 
 
 def generate_execution_code(split_gm: torch.fx.GraphModule) -> tuple[str, list[str], list[Any]]:
-    """Python source for `split_gm`'s stitching graph, the pieces it calls in call order, and its constants."""
-    return generate_execution_code_with_name(split_gm, FUNCTION_NAME, with_submod=True)
+    """vLLM's text for `split_gm`'s stitching graph, the pieces it lists (`__vllm_submods__` order), its constants."""
+    consts: list[Any] = []
+    with trace.timed("astgen.lower"):
+        functions, submod_names, function = vllm_form.stitching_functions(split_gm, FUNCTION_NAME, True, consts, {})
+    source = ast.unparse(vllm_form.module(functions))
+    trace.generated_source(source, function)
+    return source, submod_names, consts
+
+
+def _node_ref(arg: Any, consts: list[Any], const_index: dict[int, int]) -> str:
+    """`arg`, an FX node argument, as vLLM's text writes it: an expression, unparsed.
+
+    Nodes by name, containers item by item, exact literals as literals, any
+    other object (also NaN) as `__vllm_consts__[i]`, one slot per object.
+    """
+    return ast.unparse(_argument(arg, consts, const_index))
+
+
+def _argument(arg: Any, consts: list[Any], const_index: dict[int, int]) -> ast.expr:
+    if isinstance(arg, torch.fx.Node):
+        return ast.Name(id=arg.name, ctx=ast.Load())
+    if type(arg) in (list, tuple):
+        items = [_argument(item, consts, const_index) for item in arg]
+        return ast.List(elts=items, ctx=ast.Load()) if type(arg) is list else ast.Tuple(elts=items, ctx=ast.Load())
+    if type(arg) is dict:
+        keys: list[ast.expr | None] = [_argument(key, consts, const_index) for key in arg]
+        return ast.Dict(keys=keys, values=[_argument(value, consts, const_index) for value in arg.values()])
+    if ir.is_exact_literal(arg):
+        return ast.Constant(value=arg)
+    index = const_index.get(id(arg))
+    if index is None:
+        index = const_index[id(arg)] = len(consts)
+        consts.append(arg)
+    return ast.Subscript(
+        value=ast.Name(id=vllm_form.CONSTS, ctx=ast.Load()), slice=ast.Constant(value=index), ctx=ast.Load()
+    )
 
 
 def compile_execution_fn(
