@@ -27,6 +27,11 @@ seed generator's of earlier caches (with `consts=None`).
 from __future__ import annotations
 
 import ast
+import importlib
+import logging
+import os
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -118,3 +123,109 @@ def compile_execution_fn(
     trace.loaded(code)
     with trace.timed("astgen.load"):
         return bind_verified(verified(code), dict(submod_callables), list(submod_names), consts)
+
+
+# ---------------------------------------------------------------- the vLLM plugin
+
+ENABLE_VARIABLE = "ASTGEN_VLLM"
+
+# Where vLLM 0.33 looks the functions up: its codegen module, and each module
+# that imported them by name (`from vllm.compilation.codegen import ...`), so
+# replacing them in codegen alone would leave those copies stock. Newer trees
+# move codegen to `vllm.backends.compiler.codegen` and alias the old path.
+_CODEGEN_MODULES = ("vllm.compilation.codegen", "vllm.backends.compiler.codegen")
+_LOOKUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "vllm.compilation.codegen",
+        ("generate_execution_code", "generate_execution_code_with_name", "compile_execution_fn", "_node_ref"),
+    ),
+    ("vllm.compilation.backends", ("generate_execution_code", "compile_execution_fn")),
+    ("vllm.compilation.caching", ("compile_execution_fn",)),
+)
+_OPTIONAL_LOOKUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "vllm.backends.compiler.codegen",
+        ("generate_execution_code", "generate_execution_code_with_name", "compile_execution_fn", "_node_ref"),
+    ),
+)
+
+# (module name, attribute) -> vLLM's own function, for `uninstall`.
+_replaced: dict[tuple[str, str], Any] = {}
+_logger = logging.getLogger(__name__)
+
+
+def register() -> None:
+    """The `vllm.general_plugins` entry point: installs astgen when `ASTGEN_VLLM=1`, else does nothing."""
+    if os.environ.get(ENABLE_VARIABLE) == "1":
+        install()
+    else:
+        _logger.debug("astgen: %s is not 1; vLLM's own codegen stays", ENABLE_VARIABLE)
+
+
+def install() -> list[str]:
+    """Put astgen's functions wherever this vLLM looks them up; the `module.name`s replaced.
+
+    Idempotent. Refuses, before replacing anything, a vLLM whose modules do not
+    hold the functions where vLLM 0.33 holds them.
+    """
+    targets = _targets()
+    installed: list[str] = []
+    for module, names in targets:
+        for name in names:
+            current = getattr(module, name)
+            key = (module.__name__, name)
+            if key not in _replaced:
+                _replaced[key] = current
+            setattr(module, name, _OURS[name])
+            installed.append(f"{module.__name__}.{name}")
+    _logger.info("astgen: vLLM's stitching codegen is astgen's (%s)", ", ".join(installed))
+    return installed
+
+
+def uninstall() -> None:
+    """Put vLLM's own functions back where `install` replaced them."""
+    for (module_name, name), original in _replaced.items():
+        setattr(sys.modules[module_name], name, original)
+    if _replaced:
+        _logger.info("astgen: vLLM's own stitching codegen is back (%d names)", len(_replaced))
+    _replaced.clear()
+
+
+def _targets() -> list[tuple[types.ModuleType, tuple[str, ...]]]:
+    targets: list[tuple[types.ModuleType, tuple[str, ...]]] = []
+    for module_name, names in _LOOKUPS:
+        module = _module(module_name)
+        if module is None:
+            raise RuntimeError(f"astgen does not know this vLLM's layout: it has no module {module_name}")
+        targets.append((module, names))
+    for module_name, names in _OPTIONAL_LOOKUPS:
+        module = _module(module_name)
+        if module is not None:
+            targets.append((module, names))
+    for module, names in targets:
+        for name in names:
+            current = getattr(module, name, None)
+            ours = current is _OURS[name]
+            if current is None or not (ours or getattr(current, "__module__", None) in _CODEGEN_MODULES):
+                raise RuntimeError(
+                    f"astgen does not know this vLLM's layout: {module.__name__}.{name} is "
+                    f"{'missing' if current is None else repr(current)}, not vLLM's codegen function"
+                )
+    return targets
+
+
+def _module(name: str) -> types.ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and name.startswith(error.name):
+            return None
+        raise
+
+
+_OURS: dict[str, Any] = {
+    "generate_execution_code": generate_execution_code,
+    "generate_execution_code_with_name": generate_execution_code_with_name,
+    "compile_execution_fn": compile_execution_fn,
+    "_node_ref": _node_ref,
+}
