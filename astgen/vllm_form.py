@@ -105,11 +105,10 @@ def stitching_functions(
             replacements[bound.name] = _dotted(bound.path)
         else:
             obj = lowered.bindings[bound.slot]
-            index = const_index.get(id(obj))
-            if index is None:
-                index = const_index[id(obj)] = len(consts)
+            if id(obj) not in const_index:
+                const_index[id(obj)] = len(consts)
                 consts.append(obj)
-            replacements[bound.name] = _indexed(CONSTS, index)
+            replacements[bound.name] = _indexed(CONSTS, const_index[id(obj)])
 
     # vLLM numbers constants as it writes each node's arguments, and writes
     # an inlined piece's body after the arguments of the call to it.

@@ -10,18 +10,18 @@ import os
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-import pytest  # noqa: E402
+import pytest
 
-import astgen.vllm  # noqa: E402
+import astgen.vllm
 
 
 @pytest.fixture(params=["vllm", "astgen"])
 def generator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Each test twice: with vLLM's own codegen, and with astgen's installed the way vLLM installs plugins."""
-    from vllm.plugins import load_general_plugins
     import vllm.plugins
+    from vllm.plugins import load_general_plugins
 
     if request.param == "astgen":
         monkeypatch.setenv(astgen.vllm.ENABLE_VARIABLE, "1")

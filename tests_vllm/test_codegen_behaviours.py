@@ -122,7 +122,9 @@ def test_a_piece_that_is_no_graph_module_is_called_by_index(generator: str) -> N
     split_gm.add_module(target, Wrapper(original))
     code, names, consts = codegen.generate_execution_code(split_gm)
     assert "__vllm_submods__[" in code and target in names
-    callables = {name: getattr(split_gm, name) for name in names if not isinstance(getattr(split_gm, name), fx.GraphModule)}
+    callables = {
+        name: getattr(split_gm, name) for name in names if not isinstance(getattr(split_gm, name), fx.GraphModule)
+    }
     assert torch.equal(codegen.compile_execution_fn(code, callables, names, consts)(X), model(X))
 
 
