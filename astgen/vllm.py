@@ -1,28 +1,26 @@
-"""A drop-in for vLLM's `vllm.compilation.codegen`: the functions vLLM imports, with vLLM's contract.
+"""A drop-in for vLLM's `vllm.compilation.codegen`: the functions vLLM imports, with vLLM 0.33's contract.
 
     code, submod_names, consts = generate_execution_code(split_gm)
     fn = compile_execution_fn(code, submod_callables, submod_names, consts)
 
-As in vLLM today, children of `split_gm` that are plain `GraphModule`s (the
-eager attention pieces) are inlined, so only the other pieces need
-callables; objects that are not literals travel in `consts`, once each by
-identity, in graph order; and `(code, submod_names, consts)` is what vLLM
-pickles into its AOT compile cache and rebuilds the function from in a later
-process, without the graph.
-
-The code is astgen's portable text (see `astgen.emit`): built as an AST from
-the typed IR, so constants vLLM's generator cannot write (inf, nan, get_attr
-tensors, ...) work. Its prelude binds pieces and constants once, so a call
-reads globals, not `__vllm_submods__[i]` through a `functools.partial`.
-Operators and torch functions are named in the text, since an `OpOverload`
-does not pickle. `submod_names` lists the pieces the code calls; vLLM also
-lists its inlined ones, which need no callable in either.
+`generate_execution_code` writes vLLM's own dialect (`astgen.vllm_form`):
+children of `split_gm` that are plain `GraphModule`s become
+`__vllm_inlined_submods__<i>` functions, the others are called as
+`__vllm_submods__[i]`, and objects that are not literals travel in `consts`,
+once each by identity, in the order vLLM numbers them. `(code,
+submod_names, consts)` is what vLLM pickles into its AOT compile cache, and
+stock vLLM loads it as it loads its own; where vLLM's generator writes text
+that fails (inf, nan, `_operator.add`, refused opcodes), this writes what it
+meant.
 
 `compile_execution_fn` checks any text against the allow-list of
-`astgen.allowlist` before anything of it runs: astgen's own, vLLM's of
-today (`__vllm_submods__`, `__vllm_consts__`, inlined functions), and the
+`astgen.allowlist` before anything of it runs: astgen's own, vLLM's, and the
 seed generator's of earlier caches (with `consts=None`).
-"""
+
+`register`, the `vllm.general_plugins` entry point, installs these functions
+in vLLM when `ASTGEN_VLLM=1`; `install` and `uninstall` do it by hand
+(docs/vllm.md).
+
 
 from __future__ import annotations
 
