@@ -20,7 +20,7 @@ seed generator's of earlier caches (with `consts=None`).
 `register`, the `vllm.general_plugins` entry point, installs these functions
 in vLLM when `ASTGEN_VLLM=1`; `install` and `uninstall` do it by hand
 (docs/vllm.md).
-
+"""
 
 from __future__ import annotations
 
