@@ -36,7 +36,11 @@ from typing import Any
 import torch.fx
 
 from astgen import ir, trace, vllm_form
+from astgen.compiled import GeneratedCode, code_cache
+from astgen.emit import emit
 from astgen.loader import bind_verified, verified
+from astgen.lower import lower
+from astgen.passes import run_passes
 
 FUNCTION_NAME = "execution_fn"
 
@@ -57,10 +61,15 @@ def generate_execution_code_with_name(
     """
     consts = [] if consts is None else consts
     const_index = {} if const_index is None else const_index
-    with trace.timed("astgen.lower"):
-        functions, submod_names, function = vllm_form.stitching_functions(
-            split_gm, fn_name, with_submod, consts, const_index
-        )
+    before = len(consts)
+    try:
+        with trace.timed("astgen.lower"):
+            functions, submod_names, function = vllm_form.stitching_functions(
+                split_gm, fn_name, with_submod, consts, const_index
+            )
+    except vllm_form.UnnamedCallee:
+        _forget(consts, const_index, before)
+        return _portable(split_gm, fn_name, consts, const_index)
     source = ast.unparse(ast.fix_missing_locations(ast.Module(body=list(functions), type_ignores=[])))
     trace.generated_source(source, function)
     return source, submod_names, consts
@@ -69,11 +78,55 @@ def generate_execution_code_with_name(
 def generate_execution_code(split_gm: torch.fx.GraphModule) -> tuple[str, list[str], list[Any]]:
     """vLLM's text for `split_gm`'s stitching graph, the pieces it lists (`__vllm_submods__` order), its constants."""
     consts: list[Any] = []
-    with trace.timed("astgen.lower"):
-        functions, submod_names, function = vllm_form.stitching_functions(split_gm, FUNCTION_NAME, True, consts, {})
+    try:
+        with trace.timed("astgen.lower"):
+            functions, submod_names, function = vllm_form.stitching_functions(split_gm, FUNCTION_NAME, True, consts, {})
+    except vllm_form.UnnamedCallee:
+        return _portable(split_gm, FUNCTION_NAME, [], {})
     source = ast.unparse(vllm_form.module(functions))
     trace.generated_source(source, function)
     return source, submod_names, consts
+
+
+def _forget(consts: list[Any], const_index: dict[int, int], before: int) -> None:
+    """Drop the constants a refused attempt appended past `before`."""
+    for obj in consts[before:]:
+        del const_index[id(obj)]
+    del consts[before:]
+
+
+def _portable(
+    split_gm: torch.fx.GraphModule, fn_name: str, consts: list[Any], const_index: dict[int, int]
+) -> tuple[str, list[str], list[Any]]:
+    """astgen's portable text (`astgen.emit`) for a graph that calls a function no path names.
+
+    Its prelude binds such a callee from the consts table by name, which
+    astgen's loader accepts; stock vLLM loads neither this nor its own text
+    for the graph (vLLM writes the function's qualified name, which the text
+    never imports).
+    """
+    with trace.timed("astgen.lower"):
+        lowered = lower(split_gm, name=fn_name, inline=True)
+    pieces, const_globals = ir.tables(lowered.function)
+    shared = bool(consts)
+    index_of_slot: dict[int, int] = {}
+    for g in const_globals:
+        obj = lowered.bindings[g.slot]
+        if id(obj) not in const_index:
+            const_index[id(obj)] = len(consts)
+            consts.append(obj)
+        index_of_slot[g.slot] = const_index[id(obj)]
+    if shared:
+        # Indices past earlier graphs' constants: this text is its own.
+        with trace.timed("astgen.passes"):
+            function = run_passes(lowered.function)
+        with trace.timed("astgen.emit"):
+            tree = emit(function, index_of_slot)
+        generated: GeneratedCode = GeneratedCode(function, tree)
+    else:
+        generated = code_cache.get(lowered.function)
+    trace.generated(generated)
+    return generated.source, [g.piece for g in pieces if g.piece is not None], consts
 
 
 def _node_ref(arg: Any, consts: list[Any], const_index: dict[int, int]) -> str:

@@ -55,6 +55,11 @@ IMPORTS = ("torch", "operator")
 _LOAD = ast.Load()
 
 
+class UnnamedCallee(Exception):
+    """The graph calls a function no dotted path names: vLLM's dialect could call it only as a
+    `__vllm_consts__[i](...)`, which astgen's loader refuses (it calls no object from a table)."""
+
+
 def stitching_functions(
     split_gm: torch.fx.GraphModule,
     fn_name: str,
@@ -77,11 +82,17 @@ def stitching_functions(
     lowered = lower(split_gm, name="stitching", inline=False)
     function = replace(lowered.function, name=fn_name)
     function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
-    callees = {
-        instruction.function.slot
+    called = [
+        instruction.function
         for instruction in function.body
         if isinstance(instruction, ir.CallFunction) and isinstance(instruction.function, ir.Global)
-    }
+    ]
+    # A namedtuple the text rebuilds is a call of its class.
+    called += [cls for instruction in function.body for operand in instruction.operands for cls in _classes(operand)]
+    for callee in called:
+        if callee.path is None:
+            raise UnnamedCallee(callee.name)
+    callees = {callee.slot for callee in called}
     replacements: dict[str, ast.expr] = {}
     inlined: list[ast.FunctionDef] = []
 
@@ -113,14 +124,14 @@ def stitching_functions(
     # vLLM numbers constants as it writes each node's arguments, and writes
     # an inlined piece's body after the arguments of the call to it.
     for instruction in function.body:
-        callee = instruction.module if isinstance(instruction, ir.CallModule) else None
+        piece = instruction.module if isinstance(instruction, ir.CallModule) else None
         for operand in instruction.operands:
-            if operand is callee:
+            if operand is piece:
                 continue
             for bound in ir.operand_globals(operand):
                 refer(bound)
-        if callee is not None:
-            refer(callee)
+        if piece is not None:
+            refer(piece)
     for param in function.params:
         if isinstance(param.default, ir.Global):
             refer(param.default)
@@ -193,6 +204,21 @@ def _subscripted_reads(function: ir.Function) -> ir.Function:
         else:
             body.append(instruction)
     return replace(function, body=tuple(body))
+
+
+def _classes(operand: ir.Operand) -> list[ir.Global]:
+    """The classes of the namedtuples `operand` rebuilds, at any depth."""
+    match operand:
+        case ir.NamedTupleOf():
+            return [operand.cls, *[cls for item in operand.items for cls in _classes(item)]]
+        case ir.TupleOf() | ir.ListOf():
+            return [cls for item in operand.items for cls in _classes(item)]
+        case ir.DictOf():
+            return [cls for pair in operand.items for item in pair for cls in _classes(item)]
+        case ir.SliceOf():
+            return [cls for item in (operand.start, operand.stop, operand.step) for cls in _classes(item)]
+        case _:
+            return []
 
 
 def _indexed(table: str, index: int) -> ast.expr:
