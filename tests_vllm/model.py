@@ -7,11 +7,13 @@ from vllm.compilation.backends import VllmBackend
 from vllm.config import CompilationConfig, CompilationMode, VllmConfig, set_current_vllm_config
 from vllm.config.compilation import CUDAGraphMode, PassConfig
 
-ATTENTION = "astgen_test::attention"
+# In vLLM's own namespace, where its attention ops live (torch.ops.vllm.unified_attention):
+# the namespace a loader of vLLM's text trusts.
+ATTENTION = "vllm::astgen_test_attention"
 
-_library = torch.library.Library("astgen_test", "FRAGMENT")
-_library.define("attention(Tensor q, Tensor k, Tensor v) -> Tensor")
-_library.impl("attention", lambda q, k, v: torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v, "CPU")
+_library = torch.library.Library("vllm", "FRAGMENT")
+_library.define("astgen_test_attention(Tensor q, Tensor k, Tensor v) -> Tensor")
+_library.impl("astgen_test_attention", lambda q, k, v: torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v, "CPU")
 torch.library.register_fake(ATTENTION)(lambda q, k, v: torch.empty_like(q))
 
 # vLLM's functionalization pass reads torch.ops._C.rotary_embedding whatever
@@ -32,7 +34,7 @@ class Tiny(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.up(x).relu()
-        a = torch.ops.astgen_test.attention(h, h, h)
+        a = torch.ops.vllm.astgen_test_attention(h, h, h)
         return self.down(a + x) * 2.0
 
 
