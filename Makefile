@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs unit property fuzz fuzz-vllm bench clean redis-server
+.PHONY: demo test lint docs unit property integration fuzz fuzz-vllm bench clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A second environment with the real vLLM 0.33.0 for tests_vllm/ (docs/vllm.md).
+# vLLM pins a CUDA torch of several GB, so torch 2.13.0 CPU comes first and
+# vLLM and what its compilation modules import come with --no-deps, pinned.
+VLLM_VENV := .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet torch==2.13.0
+	$(VLLM_PY) -m pip install --quiet --no-deps vllm==0.33.0
+	$(VLLM_PY) -m pip install --quiet --no-deps -r requirements/vllm-cpu.txt
+	$(VLLM_PY) -m pip install --quiet --no-deps -e .
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m astgen.dump
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check astgen tests property_tests benchmarks scripts
-	$(VENV)/bin/ruff format --check astgen tests property_tests benchmarks scripts
+	$(VENV)/bin/ruff check astgen tests tests_vllm property_tests benchmarks scripts
+	$(VENV)/bin/ruff format --check astgen tests tests_vllm property_tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 # The pages of docs/ (mkdocs.yml), into site/; strict: a broken link or reference fails.
@@ -45,7 +60,10 @@ unit: $(STAMP) redis-server
 property: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 property_tests
 
-test: lint docs unit property
+integration: $(VLLM_STAMP)
+	$(VLLM_PY) -m pytest tests_vllm
+
+test: lint docs unit property integration
 
 # A campaign; failures become reproducer scripts in fuzz-out/ and stay saved in FUZZ_DB
 # (a directory, or redis://host:port to share them between machines), which
@@ -64,13 +82,10 @@ bench: $(STAMP) $(VLLM_STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build dist site *.egg-info .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build dist site *.egg-info .hypothesis .mypy_cache .ruff_cache
 
 # A campaign against the real vLLM 0.33 generator (vllm.compilation.codegen) in the vLLM
 # environment; root causes and reproducers in fuzz-out/vllm (docs/fuzzing.md shows a run).
-VLLM_VENV ?= .venv-vllm
-VLLM_PY ?= $(VLLM_VENV)/bin/python
-VLLM_STAMP ?= $(VLLM_VENV)/.installed
 FUZZ_VLLM_SECONDS ?= 120
 fuzz-vllm: $(VLLM_STAMP)
 	PYTHONPATH=$(CURDIR) $(VLLM_PY) -m astgen.fuzz --seconds $(FUZZ_VLLM_SECONDS) --workers $(FUZZ_WORKERS) \

@@ -109,6 +109,12 @@ def generated(code: GeneratedCode) -> None:
     _artifact(IR, lambda: text)
 
 
+def generated_source(source: str, function: ir.Function) -> None:
+    """Log `source` and the IR it was written from; rendered only if tracing is on."""
+    _artifact(SOURCE, lambda: source)
+    _artifact(IR, lambda: ir.format_function(function))
+
+
 def loaded(text: object) -> None:
     """Log code text about to be loaded."""
     if isinstance(text, str):

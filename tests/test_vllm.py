@@ -22,7 +22,6 @@ import torch.fx
 from torch import nn
 from torch.fx.experimental.proxy_tensor import make_fx
 
-import astgen
 from astgen.errors import CodegenError
 from astgen.vllm import compile_execution_fn, generate_execution_code, generate_execution_code_with_name
 from tests.helpers import assert_same, build, build_raw, example, interpret, split_at
@@ -140,14 +139,16 @@ def test_a_const_is_shared_by_the_inlined_pieces_that_read_it() -> None:
     split_gm = trace_and_split(model, X, {torch.ops.aten.relu.default})
     assert len(list(split_gm.named_children())) == 3
     code, names, consts = generate_execution_code(split_gm)
-    assert consts.count(torch.float16) == 1 and names == []
+    # vLLM lists every piece, the inlined ones too; each inlined piece is a def of its own.
+    assert consts.count(torch.float16) == 1 and names == ["submod_0", "submod_1", "submod_2"]
+    assert code.count("def __vllm_inlined_submods__") == 3
     assert_same(compile_execution_fn(code, {}, names, consts)(X), model(X))
 
 
 def test_graph_module_children_are_inlined_and_need_no_callable() -> None:
     split_gm = trace_and_split(lambda x: x.relu().sigmoid(), X, {torch.ops.aten.relu.default})
     code, names, consts = generate_execution_code(split_gm)
-    assert names == [] and "submod" not in code
+    assert "__vllm_submods__[" not in code and "def __vllm_inlined_submods__0(" in code
     assert_same(compile_execution_fn(code, {}, names, consts)(X), X.relu().sigmoid())
 
 
@@ -156,7 +157,9 @@ def test_other_children_are_called_through_the_given_callables() -> None:
     first = next(name for name, _ in split_gm.named_children())
     wrappers = compile_pieces(split_gm, [first])
     code, names, consts = generate_execution_code(split_gm)
-    assert names == [first]
+    # In call order, the inlined pieces too.
+    calls = [node.target for node in split_gm.graph.find_nodes(op="call_module")]
+    assert names == calls and names[0] == first and "__vllm_submods__[0](" in code
     # vLLM hands over every child, inlined ones too.
     callables = {name: getattr(split_gm, name) for name, _ in split_gm.named_children()}
     fn = compile_execution_fn(code, callables, names, consts)
@@ -322,11 +325,48 @@ def test_slice_and_str_key_getitems() -> None:
     assert_same(drop_in(gm)(x), interpret(gm, x))
 
 
-@pytest.mark.parametrize("name", ["toy", "constants"])
-def test_examples_match_interpreter(name: str) -> None:
-    gm = example(name)
+def test_toy_example_matches_interpreter() -> None:
+    gm = example("toy")
     args = torch.randn(2, 4), torch.randn(2, 4)
     assert_same(drop_in(gm)(*args), interpret(gm, *args))
+
+
+def test_what_vllm_writes_wrong_is_written_right() -> None:
+    def body(g: torch.fx.Graph) -> torch.fx.Node:
+        x = g.placeholder("x")
+        total = g.call_function(operator.add, (x, x))
+        clamped = g.call_function(torch.clamp, (total,), {"min": -math.inf, "max": math.inf})
+        return g.call_function(torch.nan_to_num, (clamped,), {"nan": math.nan})
+
+    code, names, consts = generate_execution_code(build(body))
+    # inf as a literal, nan as a const, the operator call by the module the text imports.
+    assert "1e309" in code and "operator.add(x, x)" in code and "_operator" not in code
+    assert len(consts) == 1 and math.isnan(consts[0])
+    x = torch.tensor([1.0, -2.0])
+    assert_same(
+        compile_execution_fn(code, {}, names, consts)(x),
+        torch.nan_to_num(torch.clamp(x + x, min=-math.inf, max=math.inf)),
+    )
+
+
+def test_a_function_no_path_names_gets_astgens_portable_text() -> None:
+    # vLLM's dialect could call it only as `__vllm_consts__[i](...)`, which astgen's loader refuses.
+    code, names, consts = generate_execution_code(example("constants"))
+    assert "__astgen_consts__" in code and "__vllm_submods__" not in code
+    args = torch.randn(2, 4), torch.randn(2, 4)
+    gm = example("constants")
+    assert_same(compile_execution_fn(code, dict(gm.named_children()), names, consts)(*args), interpret(gm, *args))
+
+
+def test_an_unread_result_is_deleted_at_once() -> None:
+    def body(g: torch.fx.Graph) -> torch.fx.Node:
+        x = g.placeholder("x")
+        g.call_function(torch.neg, (x,))
+        return g.call_function(torch.sigmoid, (x,))
+
+    code, _, _ = generate_execution_code(build(body))
+    lines = code.splitlines()
+    assert lines[lines.index("    neg = torch.neg(x)") + 1] == "    del neg"
 
 
 def test_transformer_example_matches_interpreter() -> None:
@@ -385,14 +425,3 @@ def test_generating_code_keeps_no_graph_alive() -> None:
     del gm
     gc.collect()
     assert reference() is None
-
-
-def test_the_function_reads_its_pieces_and_consts_as_globals() -> None:
-    split_gm = trace_and_split(to_copy, X, set())
-    compile_pieces(split_gm, ["submod_0"])
-    code, names, consts = generate_execution_code(split_gm)
-    fn = compile_execution_fn(code, {"submod_0": split_gm.submod_0}, names, consts)
-    # No partial and no table: each piece is a global of its own.
-    assert isinstance(fn, type(lambda: None))
-    assert not {astgen.ir.PIECES_TABLE, astgen.ir.CONSTS_TABLE} & set(fn.__code__.co_names)
-    assert fn.__globals__["submod_0_fn"] is split_gm.submod_0

@@ -1,0 +1,257 @@
+"""vLLM's dialect: a split graph's stitching function as vLLM 0.33's own generator writes it, built as a tree.
+
+    import torch
+    import operator
+
+    def __vllm_inlined_submods__1(getitem):
+        relu = torch.ops.aten.relu.default(getitem)
+        return (relu,)
+
+    def execution_fn(x, *, __vllm_submods__):
+        submod_0 = __vllm_submods__[0](x, __vllm_consts__[0])
+        del x
+        getitem = submod_0[0]
+        ...
+
+Pieces that are not plain `GraphModule`s are called as `__vllm_submods__[i]`,
+`i` their index in `submod_names`; plain `GraphModule` children become
+functions of their own, `__vllm_inlined_submods__<i>`, defined before
+`execution_fn` (one that itself calls a module, which vLLM refuses to
+inline, is called through `__vllm_submods__` too); objects that are not literals are `__vllm_consts__[i]`,
+numbered in the order vLLM's walk meets them; callees are written by their
+dotted path, operators as `operator.<name>(...)`. Stock
+`vllm.compilation.codegen.compile_execution_fn` runs the text.
+
+Where vLLM's generator writes text that fails, this module writes what it
+meant: `inf` and `nan` (a literal and a const), `operator.add` (vLLM writes
+`_operator.add`, which the text never imports), a result nobody reads deleted
+at once (vLLM holds it to the return), and `get_attr`, `call_method` and
+attribute reads, which vLLM refuses.
+
+The stage starts from the IR `astgen.lower` makes of each graph, without
+inlining; `astgen.passes.insert_deletes` places the `del`s and
+`astgen.emit.definition` builds each `def`; this module then rewrites the
+globals the def reads into vLLM's expressions for them.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from typing import Any
+
+import torch.fx
+
+from astgen import ir
+from astgen.emit import definition
+from astgen.lower import lower
+from astgen.passes import assign_names, insert_deletes
+
+SUBMODS = "__vllm_submods__"
+CONSTS = "__vllm_consts__"
+INLINED_PREFIX = "__vllm_inlined_submods__"
+IMPORTS = ("torch", "operator")
+
+_LOAD = ast.Load()
+
+
+class UnnamedCallee(Exception):
+    """The graph calls a function no dotted path names: vLLM's dialect could call it only as a
+    `__vllm_consts__[i](...)`, which astgen's loader refuses (it calls no object from a table)."""
+
+
+def stitching_functions(
+    split_gm: torch.fx.GraphModule,
+    fn_name: str,
+    with_submod: bool,
+    consts: list[Any],
+    const_index: dict[int, int],
+) -> tuple[list[ast.FunctionDef], list[str], ir.Function]:
+    """The defs for `split_gm` (its inlined pieces' first, `fn_name` last), `submod_names`, and `fn_name`'s IR.
+
+    New constants are appended to `consts`, and `const_index` (object id ->
+    index) records them, so graphs that share the two share slots.
+    """
+    calls = split_gm.graph.find_nodes(op="call_module")
+    if not with_submod and calls:
+        raise RuntimeError(f"call_module is not allowed for codegen target {calls[0].target}.")
+    submod_names = list(dict.fromkeys(str(node.target) for node in calls))
+    submod_index = {name: index for index, name in enumerate(submod_names)}
+    # `lower` names its function with an identifier of its own rules, which
+    # refuse a leading underscore; the def is renamed below.
+    lowered = lower(split_gm, name="stitching", inline=False)
+    function = replace(lowered.function, name=fn_name)
+    function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
+    called = [
+        instruction.function
+        for instruction in function.body
+        if isinstance(instruction, ir.CallFunction) and isinstance(instruction.function, ir.Global)
+    ]
+    # A namedtuple the text rebuilds is a call of its class.
+    called += [cls for instruction in function.body for operand in instruction.operands for cls in _classes(operand)]
+    for callee in called:
+        if callee.path is None:
+            raise UnnamedCallee(callee.name)
+    callees = {callee.slot for callee in called}
+    replacements: dict[str, ast.expr] = {}
+    inlined: list[ast.FunctionDef] = []
+
+    def refer(bound: ir.Global) -> None:
+        if bound.name in replacements:
+            return
+        if bound.piece is not None:
+            index = submod_index[bound.piece]
+            # The module itself, not the callable lowering bound for it; vLLM
+            # reads it with getattr, which finds a PiecewiseBackend put in the
+            # instance's __dict__ before the original child.
+            module = getattr(split_gm, bound.piece)
+            if _inlinable(module):
+                name = INLINED_PREFIX + str(index)
+                defs, _, _ = stitching_functions(module, name, False, consts, const_index)
+                inlined.extend(defs)
+                replacements[bound.name] = ast.Name(id=name, ctx=_LOAD)
+            else:
+                replacements[bound.name] = _indexed(SUBMODS, index)
+        elif bound.path is not None and bound.slot in callees:
+            replacements[bound.name] = _dotted(bound.path)
+        else:
+            obj = lowered.bindings[bound.slot]
+            if id(obj) not in const_index:
+                const_index[id(obj)] = len(consts)
+                consts.append(obj)
+            replacements[bound.name] = _indexed(CONSTS, const_index[id(obj)])
+
+    # vLLM numbers constants as it writes each node's arguments, and writes
+    # an inlined piece's body after the arguments of the call to it.
+    for instruction in function.body:
+        piece = instruction.module if isinstance(instruction, ir.CallModule) else None
+        for operand in instruction.operands:
+            if operand is piece:
+                continue
+            for bound in ir.operand_globals(operand):
+                refer(bound)
+        if piece is not None:
+            refer(piece)
+    for param in function.params:
+        if isinstance(param.default, ir.Global):
+            refer(param.default)
+
+    made = _Rewriter(replacements).visit(definition(function))
+    made.name = fn_name
+    if with_submod:
+        made.args.kwonlyargs.append(ast.arg(arg=SUBMODS))
+        made.args.kw_defaults.append(None)
+    return [*inlined, made], submod_names, function
+
+
+def _inlinable(module: object) -> bool:
+    # vLLM inlines every plain GraphModule and then refuses one that calls a
+    # module of its own; such a piece is called as the others are instead.
+    return isinstance(module, torch.fx.GraphModule) and not module.graph.find_nodes(op="call_module")
+
+
+def module(functions: list[ast.FunctionDef]) -> ast.Module:
+    """`import torch`, `import operator`, then `functions`: what `generate_execution_code` returns, as a tree."""
+    imports: list[ast.stmt] = [ast.Import(names=[ast.alias(name=root)]) for root in IMPORTS]
+    return ast.fix_missing_locations(ast.Module(body=[*imports, *functions], type_ignores=[]))
+
+
+def _operators_as_calls(function: ir.Function) -> ir.Function:
+    """Each `Operator` as the call of its `operator` function, the way vLLM writes `call_function` nodes."""
+    if not any(isinstance(instruction, ir.Operator) for instruction in function.body):
+        return function
+    slots = len(function.globals) and 1 + max(g.slot for g in function.globals)
+    taken = {g.name for g in function.globals}
+    made: dict[str, ir.Global] = {}
+    body: list[ir.Instruction] = []
+    for instruction in function.body:
+        if not isinstance(instruction, ir.Operator):
+            body.append(instruction)
+            continue
+        bound = made.get(instruction.op)
+        if bound is None:
+            name = "operator_" + instruction.op.rstrip("_")
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            bound = made[instruction.op] = ir.Global(name, slots + len(made), path="operator." + instruction.op)
+        body.append(ir.CallFunction(instruction.result, bound, instruction.args, (), instruction.origin))
+    return replace(function, body=tuple(body), globals=(*function.globals, *made.values()))
+
+
+def _subscripted_reads(function: ir.Function) -> ir.Function:
+    """Tuples unpacked at their call (`a, b = f(x)`) or after it as vLLM writes them:
+    the tuple bound to the call's node name, then one `name = source[N]` per item."""
+    body: list[ir.Instruction] = []
+    for instruction in function.body:
+        if isinstance(instruction, ir.Unpack):
+            body.extend(
+                ir.GetItem(value, instruction.source, ir.Const(index), instruction.origin)
+                for index, value in enumerate(instruction.results)
+            )
+        elif (
+            isinstance(instruction, (ir.CallModule, ir.CallFunction, ir.CallMethod))
+            and type(instruction.result) is tuple
+        ):
+            items = instruction.result
+            origin = instruction.origin
+            whole = ir.Value(
+                origin.node if origin is not None else items[0].name + "_tuple",
+                ir.TupleType(tuple(v.type for v in items)),
+            )
+            body.append(replace(instruction, result=whole))
+            body.extend(ir.GetItem(value, whole, ir.Const(index), origin) for index, value in enumerate(items))
+        else:
+            body.append(instruction)
+    return replace(function, body=tuple(body))
+
+
+def _classes(operand: ir.Operand) -> list[ir.Global]:
+    """The classes of the namedtuples `operand` rebuilds, at any depth."""
+    match operand:
+        case ir.NamedTupleOf():
+            return [operand.cls, *[cls for item in operand.items for cls in _classes(item)]]
+        case ir.TupleOf() | ir.ListOf():
+            return [cls for item in operand.items for cls in _classes(item)]
+        case ir.DictOf():
+            return [cls for pair in operand.items for item in pair for cls in _classes(item)]
+        case ir.SliceOf():
+            return [cls for item in (operand.start, operand.stop, operand.step) for cls in _classes(item)]
+        case _:
+            return []
+
+
+def _indexed(table: str, index: int) -> ast.expr:
+    return ast.Subscript(value=ast.Name(id=table, ctx=_LOAD), slice=ast.Constant(value=index), ctx=_LOAD)
+
+
+def _dotted(path: str) -> ast.expr:
+    root, *attributes = path.split(".")
+    value: ast.expr = ast.Name(id=root, ctx=_LOAD)
+    for attribute in attributes:
+        value = ast.Attribute(value=value, attr=attribute, ctx=_LOAD)
+    return value
+
+
+class _Rewriter(ast.NodeTransformer):
+    """Replaces each read of a global's name by vLLM's expression for it, at the read's line."""
+
+    def __init__(self, replacements: dict[str, ast.expr]) -> None:
+        self.replacements = replacements
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        replacement = self.replacements.get(node.id)
+        if replacement is None or not isinstance(node.ctx, ast.Load):
+            return node
+        # A fresh copy per read: one node object shared by two places in a tree
+        # gets one position for both.
+        return ast.copy_location(_copy(replacement), node)
+
+
+def _copy(node: ast.expr) -> ast.expr:
+    made = type(node)(**{field: getattr(node, field) for field in node._fields})
+    for field in node._fields:
+        child = getattr(made, field)
+        if isinstance(child, ast.expr):
+            setattr(made, field, _copy(child))
+    return made
