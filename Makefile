@@ -52,7 +52,8 @@ redis-server:
 ifndef TEST_SEED
 TEST_SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(1 << 32))')
 endif
-unit: $(STAMP) redis-server
+# tests/vllm_0_33_codegen.py reads vLLM's own generator from the vLLM environment.
+unit: $(STAMP) $(VLLM_STAMP) redis-server
 	@echo "unit tests in random order, seed $(TEST_SEED) (replay: make unit TEST_SEED=$(TEST_SEED))"
 	$(PY) -m pytest -n 2 -p randomly --randomly-seed=$(TEST_SEED) tests
 
