@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from astgen import importable, ir
-from astgen.errors import CodegenError, VerifyError
+from astgen.errors import CodegenError, VerifyError, a_or_an
 from astgen.names import Namespace, is_identifier
 
 VLLM_SUBMODS = "__vllm_submods__"
@@ -282,7 +282,7 @@ class _Lifter:
 
     def store(self, node: ast.expr, scope: _Scope) -> str:
         if not isinstance(node, ast.Name):
-            raise _refuse(node, f"assignment to a {type(node).__name__}")
+            raise _refuse(node, f"assignment to {a_or_an(type(node).__name__)}")
         name = node.id
         _check_local_name(node, name)
         if name in self.module.globals or name in self.module.inlined:
@@ -331,7 +331,12 @@ class _Lifter:
             found = self.module.globals.get(node.id)
             if found is not None and not isinstance(self.module.sources[found.slot], PieceSlot):
                 return found
-        raise _refuse(node, "a parameter default is a literal or a constant of the prelude")
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == VLLM_CONSTS:
+            # vLLM's dialect: the default is read from the constants table once, when the def runs.
+            index = _index(node.slice)
+            if index is not None:
+                return self.module.bind(ConstSlot(index), "const")
+        raise _refuse(node, f"a parameter default is a literal, a constant of the prelude or {VLLM_CONSTS}[i]")
 
     def statements(self, definition: ast.FunctionDef, scope: _Scope) -> ir.Operand:
         """Lift a function's body; the operand its one `return`, its last statement, gives."""
@@ -344,7 +349,7 @@ class _Lifter:
             elif isinstance(statement, ast.Delete):
                 self.delete(statement, scope)
             else:
-                raise _refuse(statement, f"a {type(statement).__name__} statement")
+                raise _refuse(statement, f"{a_or_an(type(statement).__name__)} statement")
         returned = body[-1]
         assert returned.value is not None
         # Read once, by the return or by the one name a splice binds it to (which builds it once then).
@@ -571,10 +576,9 @@ class _Lifter:
         if isinstance(source, Named) and source.path.startswith("torch.ops."):
             self.enum_arguments(node, source.path, args, kwargs)
         if isinstance(callee, ir.Global) and isinstance(self.module.sources[callee.slot], PieceSlot):
+            # No order hint from the result's name: vLLM names it after the FX node, which
+            # need not be named after the piece it calls, so a hint there refused valid text.
             self.body.append(ir.CallModule(result, callee, callee.name, args, kwargs, origin))
-            if isinstance(result, ir.Value) and isinstance(func, ast.Subscript):
-                # vLLM names a piece's result after the node, which FX names after the piece's target.
-                self.module.piece_hints.append((self.module.sources[callee.slot].index, result.name))  # type: ignore[union-attr]
         else:
             self.body.append(ir.CallFunction(result, callee, args, kwargs, origin))
         return None
@@ -598,7 +602,7 @@ class _Lifter:
             if index is None or not scope.takes_submods:
                 raise _refuse(func, f"{VLLM_SUBMODS} read by a function that does not take it, or by a computed index")
             return self.module.bind(PieceSlot(index), f"submod_{index}_fn")
-        raise _refuse(func, f"a call of a {type(func).__name__}")
+        raise _refuse(func, f"a call of {a_or_an(type(func).__name__)}")
 
     def enum_arguments(self, node: ast.Call, path: str, args: tuple[ir.Operand, ...], kwargs: ir.Kwargs) -> None:
         """An operator's dtype, layout and memory format arguments are named or the caller's constants.

@@ -330,9 +330,9 @@ def _normalized(name: str) -> str:
 def _check_piece_order(found: Verified, piece_names: list[str]) -> None:
     """Refuse `piece_names` in another order than the text's, where the text's names tell.
 
-    astgen's prelude binds `__astgen_pieces__[i]` to `<target>_fn`, and vLLM
-    names a piece's result after its target: where such a name is that of
-    another given piece and not of its own, the names are out of order.
+    astgen's prelude binds `__astgen_pieces__[i]` to `<target>_fn`: where
+    such a name is that of another given piece and not of its own, the names
+    are out of order. vLLM's text tells nothing of the kind.
     """
     given: dict[str, int] | None = None
     for index, hint in found.piece_hints:

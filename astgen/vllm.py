@@ -44,6 +44,7 @@ from astgen.emit import emit
 from astgen.loader import bind_verified, verified
 from astgen.lower import lower
 from astgen.passes import run_passes
+from astgen.render import unparse
 
 FUNCTION_NAME = "execution_fn"
 # The operator namespaces vLLM's stitching code calls besides aten and prims.
@@ -75,7 +76,8 @@ def generate_execution_code_with_name(
     except vllm_form.UnnamedCallee:
         _forget(consts, const_index, before)
         return _portable(split_gm, fn_name, consts, const_index)
-    source = ast.unparse(ast.fix_missing_locations(ast.Module(body=list(functions), type_ignores=[])))
+    with ir.too_deep_is_an_error(function, "render the source of"):
+        source = unparse(ast.fix_missing_locations(ast.Module(body=list(functions), type_ignores=[])))
     trace.generated_source(source, function)
     return source, submod_names, consts
 
@@ -88,7 +90,8 @@ def generate_execution_code(split_gm: torch.fx.GraphModule) -> tuple[str, list[s
             functions, submod_names, function = vllm_form.stitching_functions(split_gm, FUNCTION_NAME, True, consts, {})
     except vllm_form.UnnamedCallee:
         return _portable(split_gm, FUNCTION_NAME, [], {})
-    source = ast.unparse(vllm_form.module(functions))
+    with ir.too_deep_is_an_error(function, "render the source of"):
+        source = unparse(vllm_form.module(functions))
     trace.generated_source(source, function)
     return source, submod_names, consts
 

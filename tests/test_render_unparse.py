@@ -39,8 +39,10 @@ def test_every_example_tree_is_in_the_subset(name: str, inline: bool) -> None:
 
 @pytest.mark.parametrize("name", sorted(examples.EXAMPLES))
 def test_vllm_text_is_ast_unparse_of_its_tree(name: str) -> None:
+    # vLLM's dialect, as vLLM writes it, ends without a line break; astgen's
+    # portable text (for a callee no dotted name reaches) ends with one.
     code, _, _ = vllm.generate_execution_code(example(name))
-    assert code == ast.unparse(ast.parse(code)) + "\n"
+    assert code.removesuffix("\n") == ast.unparse(ast.parse(code))
 
 
 SNIPPETS = [
