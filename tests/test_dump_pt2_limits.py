@@ -7,19 +7,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 
 from astgen import dump
-from tests.test_dump_pt2_safety import Files, Small, rewrite, run
+from tests import test_dump_pt2_safety
+from tests.test_dump_pt2_safety import Files, rewrite, run
 
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rows = torch.export.Dim("rows", min=2, max=64)
-    exported = torch.export.export(Small(), (torch.randn(3, 4),), dynamic_shapes=({0: rows},))
-    path = tmp_path_factory.mktemp("saved") / "small.pt2"
-    torch.export.save(exported, path)
-    return path
+# The safety tests' archive, made once per module by the same fixture.
+saved = test_dump_pt2_safety.saved
 
 
 def bomb(path: Path, target: Path, inflated: int) -> Path:
