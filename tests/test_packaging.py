@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import email
 import shutil
 import subprocess
@@ -83,3 +84,8 @@ def test_wheel_ships_py_typed_license_and_metadata(tmp_path: Path) -> None:
     assert metadata["Summary"] == PROJECT["description"]
     assert metadata["Requires-Python"] == ">=3.11"
     assert sorted(metadata.get_all("Provides-Extra")) == ["dev", "docs", "fuzz", "test"]
+    (entry_points_name,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+    entry_points = configparser.ConfigParser()
+    entry_points.read_string(archive.read(entry_points_name).decode())
+    assert dict(entry_points["sglang.srt.plugins"]) == {"astgen": "astgen.sglang:register"}
+    assert dict(entry_points["vllm.general_plugins"]) == {"astgen": "astgen.vllm:register"}
