@@ -49,6 +49,7 @@ import platform
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,7 @@ def build(shape: Shape, device: torch.device, *, capture: bool) -> Setup:
     torch.manual_seed(0)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     eager = Llama(shape).to(device=device, dtype=dtype).eval()
-    models = {name: copy.deepcopy(eager) for name in (SGLANG, SGLANG_ASTGEN)}
+    models = {name: _own_forward(copy.deepcopy(eager), name) for name in (SGLANG, SGLANG_ASTGEN)}
     tokens = torch.tensor([7], device=device)
     positions = torch.tensor([shape.context], device=device)
     # One token is captured as a CUDA graph; on the CPU no size is, and the
@@ -251,31 +252,63 @@ def build(shape: Shape, device: torch.device, *, capture: bool) -> Setup:
     )
 
 
+def _own_forward(model: Llama, contender: str) -> Llama:
+    """`model` with a `forward` whose code object is its own.
+
+    `install_torch_compiled` drops every Dynamo cache entry of the forward's
+    code when it compiles, so two models sharing `Llama.forward` would make
+    the first recompile, and so make new pieces, after the second compiled.
+    A server compiles one model per process and never meets this.
+    """
+    forward = Llama.forward
+    code = forward.__code__.replace(co_name=forward.__name__)
+    own = types.FunctionType(code, forward.__globals__, forward.__name__, forward.__defaults__, forward.__closure__)
+    model.__class__ = type(f"Llama for {contender}", (Llama,), {"forward": own})
+    return model
+
+
 def _piece_objects(split_gm: torch.fx.GraphModule) -> list[Any]:
     return [split_gm.__dict__[name] for name in split_gm._modules if name in split_gm.__dict__]
 
 
-def no_op_stitchers(setup: Setup) -> dict[str, Callable[..., Any]]:
-    """SGLang's split graph and astgen's function for it, every piece returning what it returned in one real step.
+def noop_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, out: torch.Tensor
+) -> None:
+    """`attention`'s signature and result, none of its work: what the stitching-alone timing calls."""
 
-    Changes SGLang's split graph for good: the SGLang contender no longer
-    computes the model after this.
+
+def no_op_stitchers(setup: Setup) -> dict[str, Callable[..., Any]]:
+    """SGLang's split graph and astgen's function for it, with pieces that do no work.
+
+    Each piece object SGLang installed becomes a function returning what it
+    returned in one real step; each attention piece stays the `GraphModule`
+    child it is, so SGLang's split graph still calls it through
+    `nn.Module.__call__`, with its attention call made a no-op. Changes
+    SGLang's split graph for good: the SGLang contender no longer computes
+    the model after this.
     """
     import astgen.sglang
 
     split_gm = setup.split_gm
     outputs: dict[str, Any] = {}
-    for name in split_gm._modules:
-        piece = split_gm.__dict__.get(name, split_gm._modules[name])
+    installed = [name for name in split_gm._modules if name in split_gm.__dict__]
+    for name in installed:
 
-        def recording(*args: Any, _name: str = name, _piece: Any = piece) -> Any:
+        def recording(*args: Any, _name: str = name, _piece: Any = split_gm.__dict__[name]) -> Any:
             outputs[_name] = _piece(*args)
             return outputs[_name]
 
         split_gm.__dict__[name] = recording
     split_gm(*setup.split_args)
-    for name, output in outputs.items():
-        split_gm.__dict__[name] = _returning(output)
+    for name in installed:
+        split_gm.__dict__[name] = _returning(outputs[name])
+    for name, piece in split_gm._modules.items():
+        if name in installed:
+            continue
+        for node in piece.graph.nodes:
+            if node.op == "call_function" and str(node.target).startswith(SPLIT_OP):
+                node.target = noop_attention
+        piece.recompile()
     return {SPLIT_GM: split_gm, ASTGEN_FN: astgen.sglang.stitch(split_gm)}
 
 
@@ -461,8 +494,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         configs = {name: CONFIGS[name] for name in args.config or CONFIGS}
     device = torch.device(args.device)
     sglang_env.prepare(device.type)
-    # Without it Dynamo specialises the one-token dimension to 1, and no size is left to capture.
-    torch.fx.experimental._config.backed_size_oblivious = True
     from importlib.metadata import version
 
     results = {
@@ -474,8 +505,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "host_cpu": _host_cpu(),
         "host_cpus": os.cpu_count(),
         "settings": {name: getattr(args, name) for name in ("device", "steps", "rounds", "warmup", "stitch_target_s")},
-        "configurations": {name: measure(shape, args) for name, shape in configs.items()},
     }
+    # Without it Dynamo specialises the one-token dimension to 1, and no size is left to capture.
+    with torch.fx.experimental._config.patch(backed_size_oblivious=True):
+        results["configurations"] = {name: measure(shape, args) for name, shape in configs.items()}
     report(results)
     _write(results, args.out)
     return results

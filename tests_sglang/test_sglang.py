@@ -209,3 +209,20 @@ def test_unknown_layout_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stitch_refuses_what_is_not_a_split_graph() -> None:
     with pytest.raises(TypeError, match="the split GraphModule SGLang made, not function"):
         astgen.sglang.stitch(lambda x: x)  # type: ignore[arg-type]
+
+
+def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Any) -> None:
+    """benchmarks/gpu_sglang.py's smoke run: both SGLang paths and the bare function compute the eager model."""
+    from benchmarks import gpu_sglang
+
+    out = tmp_path / "sglang.json"
+    sizes = ["--layers", "2", "--hidden", "32", "--heads", "2", "--vocab", "64", "--context", "4"]
+    brief = ["--rounds", "2", "--steps", "2", "--warmup", "1", "--stitch-target-s", "0.001"]
+    results = gpu_sglang.main(["--device", "cpu", *sizes, *brief, "--out", str(out)])
+    (config,) = results["configurations"].values()
+    assert config["pieces"] == 5 and config["attention_pieces"] == 2
+    assert all(output["equal"] for output in config["outputs"].values())
+    assert set(config["stitch_us"]) == {gpu_sglang.SPLIT_GM, gpu_sglang.ASTGEN_FN}
+    assert config["cuda_graph_pieces"] == {gpu_sglang.SGLANG: 0, gpu_sglang.SGLANG_ASTGEN: 0}
+    assert not torch.fx.experimental._config.backed_size_oblivious
+    assert out.exists()
