@@ -212,19 +212,21 @@ def build(shape: Shape, device: torch.device, *, capture: bool) -> Setup:
     steps: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
         name: (models[name], (tokens, positions)) for name in (SGLANG, SGLANG_ASTGEN)
     }
-    # The first call compiles, the second warms each piece up, the third
-    # captures it on a capture stream (what SGLang's runner does), and every
-    # later one replays.
+    # The first call of a model compiles it and runs the compiled function
+    # twice (`install_torch_compiled` calls it once to trigger Dynamo, then
+    # its trampoline calls it): each piece's general-shape run and its warm-up
+    # run. The second call captures each piece on a capture stream, what
+    # SGLang's runner does, and every later call replays.
     stream = torch.cuda.Stream() if capture else None
-    for step in range(3):
-        for model in models.values():
-            if step == 2 and stream is not None:
-                stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(stream), set_pcg_capture_stream(stream):
-                    model(tokens, positions)
-                torch.cuda.current_stream().wait_stream(stream)
-            else:
-                model(tokens, positions)
+    for model in models.values():
+        model(tokens, positions)
+        if stream is None:
+            model(tokens, positions)
+            continue
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), set_pcg_capture_stream(stream):
+            model(tokens, positions)
+        torch.cuda.current_stream().wait_stream(stream)
     sync(device)
     function = made[SGLANG_ASTGEN]
     steps[ASTGEN_FN] = (function, arguments_of(function.__code__, lambda: models[SGLANG_ASTGEN](tokens, positions)))
