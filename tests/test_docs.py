@@ -69,3 +69,19 @@ def test_hostile_text_counts_are_the_suites() -> None:
 
     for page in (docs_outputs.ROOT / "README.md", docs_outputs.ROOT / "docs" / "loading.md"):
         assert re.findall(r"(\d+) hostile texts", page.read_text()) == [str(len(HOSTILE))], page.name
+
+
+def test_sglang_numbers_are_the_committed_results() -> None:
+    from benchmarks import gpu_sglang
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        gpu_sglang.report(json.loads((run.RESULTS / "gpu_sglang_h200.json").read_text()))
+    committed = set(printed.getvalue().splitlines())
+    for page in (docs_outputs.ROOT / "docs" / "sglang.md", docs_outputs.ROOT / "README.md"):
+        measured = [line for line in page.read_text().splitlines() if re.match(r"^\| (SGLang|astgen)", line)]
+        assert [line for line in measured if line not in committed] == [], page.name
+    assert (
+        len([line for line in (docs_outputs.ROOT / "docs" / "sglang.md").read_text().splitlines() if line in committed])
+        > 12
+    )

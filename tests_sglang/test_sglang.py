@@ -226,3 +226,19 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Any) -> None:
     assert config["cuda_graph_pieces"] == {gpu_sglang.SGLANG: 0, gpu_sglang.SGLANG_ASTGEN: 0}
     assert not torch.fx.experimental._config.backed_size_oblivious
     assert out.exists()
+
+
+def test_sglang_server_no_longer_offers_the_tc_piecewise_runner() -> None:
+    """What docs/sglang.md says of 0.5.23: the server's configuration refuses the one runner built on SGLangBackend."""
+    import argparse
+
+    from sglang.srt.model_executor.cuda_graph_config import (
+        CudaGraphConfig,
+        parse_cuda_graph_backend_arg,
+        parse_cuda_graph_config_arg,
+    )
+
+    with pytest.raises(argparse.ArgumentTypeError, match="tc_piecewise was removed"):
+        parse_cuda_graph_backend_arg("tc_piecewise")
+    with pytest.raises((argparse.ArgumentTypeError, ValueError), match="tc_piecewise was removed"):
+        CudaGraphConfig.from_dict(parse_cuda_graph_config_arg('{"prefill": {"backend": "tc_piecewise"}}'))
