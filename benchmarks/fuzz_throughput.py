@@ -76,6 +76,7 @@ def stages(recipes: list[recipe.Recipe]) -> dict[str, float]:
             "vllm": lambda gm=gm, a=args, lv=liveness: checks.check_vllm(gm, a, lv.result),
             "artifact": lambda c=compiled, gm=gm, a=args, lv=liveness: checks.check_artifact(c, gm, a, lv.result),
             "graphmodule": lambda gm=gm, a=args, lv=liveness, r=actual: checks.check_graphmodule(gm, a, lv.result, r),
+            "loader": lambda c=compiled: checks.check_loader(c),
         }
         for name, run in work.items():
             timed(name, run)
