@@ -186,6 +186,16 @@ def test_the_construct_is_the_feature_the_failure_needs() -> None:
     overlapping["passed"] = 0
     _failure(overlapping, target)
     assert findings.construct(overlapping, outcome) == "getitem by a slice or tuple key"
+    # The key is the getitem's construct, not a str constant's: taking the str out of the
+    # default dict and leaving the key leaves no valid graph, it does not make another failure.
+    by_key = recipe_of(
+        [{"op": "call_function", "function": "getitem", "args": [["ref", 0], ["str", "out"]]}], ["ref", 1]
+    )
+    by_key["inputs"][0] = tensor_input(default=["dict", [[["str", "out"], ["int", 1]]]])
+    by_key["passed"] = 0
+    _failure(by_key, target)
+    assert "a str constant" in {feature.label for feature in findings.features(by_key)}
+    assert findings.construct(by_key, outcome) == "getitem by a str key"
     operators = [
         recipe_of([{"op": "call_function", "function": name, "args": [["ref", 0], ["int", 2]]}], ["ref", 1])
         for name in ("mul", "sub")

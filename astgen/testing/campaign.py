@@ -537,7 +537,7 @@ class _Progress:
         total = sum(self.counts)
         return (
             f"{elapsed:6.1f}s  graphs: {total} ({total / max(elapsed, 1e-9):.0f}/s)"
-            f"  root causes: {len(self.signatures)}  workers: {len(self.counts)}"
+            f"  findings: {len(self.signatures)}  workers: {len(self.counts)}"
         )
 
 

@@ -149,8 +149,11 @@ def _constants_in(arg: recipes.Arg) -> Iterator[recipes.Arg]:
             yield from _constants_in(part)
 
 
-def map_args(recipe: recipes.Recipe, change: Callable[[recipes.Arg], recipes.Arg]) -> recipes.Recipe:
-    """The recipe with `change` applied to every argument, default and the output, innermost first."""
+def map_args(
+    recipe: recipes.Recipe, change: Callable[[recipes.Arg], recipes.Arg], *, keys: bool = True
+) -> recipes.Recipe:
+    """The recipe with `change` applied to every argument, default and the output, innermost first;
+    with `keys=False` not to a getitem's key (the getitem's construct, see `_all_args`)."""
 
     def walk(arg: recipes.Arg) -> recipes.Arg:
         tag = arg[0]
@@ -171,7 +174,8 @@ def map_args(recipe: recipes.Recipe, change: Callable[[recipes.Arg], recipes.Arg
     for node in recipe["nodes"]:
         made = dict(node)
         if "args" in node:
-            made["args"] = [walk(arg) for arg in node["args"]]
+            getitem = not keys and node["op"] == "call_function" and node["function"] == "getitem"
+            made["args"] = [arg if getitem and position else walk(arg) for position, arg in enumerate(node["args"])]
         if "kwargs" in node:
             made["kwargs"] = [[key, walk(value)] for key, value in node["kwargs"]]
         nodes.append(made)
@@ -339,7 +343,9 @@ def _renamed_keywords(recipe: recipes.Recipe) -> recipes.Recipe:
 
 
 def _neutralized(label: str) -> Callable[[recipes.Recipe], recipes.Recipe]:
-    return lambda recipe: map_args(recipe, lambda arg: _neutral_constant(arg) if constant_label(arg) == label else arg)
+    return lambda recipe: map_args(
+        recipe, lambda arg: _neutral_constant(arg) if constant_label(arg) == label else arg, keys=False
+    )
 
 
 def _all_passed(recipe: recipes.Recipe) -> recipes.Recipe:
