@@ -150,7 +150,7 @@ def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 @functools.lru_cache(maxsize=8)
-def _lifted(code: str) -> lift.Lifted:
+def lifted(code: str) -> lift.Lifted:
     """The loader's lift of a text, once for the artifact and the loader checks (its IR is frozen)."""
     return lift.lift(code)
 
@@ -158,7 +158,7 @@ def _lifted(code: str) -> lift.Lifted:
 def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
     code, names, consts = compiled.artifact()
     try:
-        _lifted(code)
+        lifted(code)
     except CodegenError as error:
         raise PropertyFailure("artifact", "the loader refuses astgen's own text", f"{error}\n{code}") from None
     loaded = load((code, names, _through_pickle(consts)), {name: gm.get_submodule(name) for name in names})
@@ -712,7 +712,7 @@ def check_loader(compiled: CompiledGraph) -> None:
     from astgen.testing import audit, mutants
 
     code, names, _ = compiled.artifact()
-    if ast.unparse(emit(_lifted(code).function)) + "\n" != code:
+    if ast.unparse(emit(lifted(code).function)) + "\n" != code:
         raise PropertyFailure("loader", "lifting astgen's text and emitting its IR gives another text", code)
     if not _loader_server:
         server = audit.AuditServer().__enter__()
