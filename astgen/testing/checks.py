@@ -720,7 +720,7 @@ def check_loader(compiled: CompiledGraph) -> None:
         _loader_server.append(server)
     base = audit.Case(code, tuple("identity" for _ in names))
     rng = random.Random(code)
-    batch = [mutants.random_mutant(rng, base) for _ in range(_LOADER_MUTANTS)]
+    batch = mutants.random_mutants(rng, base, _LOADER_MUTANTS)
     found = audit.violations(batch, _loader_server[0].check(batch))
     if found:
         raise PropertyFailure("loader", "a mutant of the text raised an audit event or imported a module", found[0])
