@@ -238,7 +238,7 @@ def _finding(recipe: recipes.Recipe, target_name: str) -> findings.Finding:
     smallest = minimize.minimize(recipe, still_fails)
     outcome = functools.partial(campaign.outcome, checks=["interpreter"], resolved=[target])
     diagnosis = findings.diagnose(smallest, outcome)
-    scope, kind = campaign._scope(error)
+    scope, kind = campaign.failure_scope(error)
     return findings.Finding(scope, kind, diagnosis.construct, frozenset({wanted}), diagnosis.becomes, runs=1)
 
 

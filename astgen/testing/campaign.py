@@ -304,7 +304,7 @@ class _Worker:
                 key = self.triage(failure_signature, recipe)
                 known = self.raw.get(key)
                 if known is None:
-                    known = self.raw[key] = _Raw(recipe, failure_signature, *_scope(error))
+                    known = self.raw[key] = _Raw(recipe, failure_signature, *failure_scope(error))
                 elif minimize.size(recipe) < minimize.size(known.recipe):
                     known.recipe = recipe
                 known.occurrences += 1
@@ -445,7 +445,7 @@ class _Worker:
             self.report.put(("progress", self.index, self.count, self.snapshot()))
 
 
-def _scope(error: BaseException) -> tuple[str, str]:
+def failure_scope(error: BaseException) -> tuple[str, str]:
     """A failure's target and check, and its kind of error there (`checks.kind`, split in two)."""
     if isinstance(error, PropertyFailure):
         return f"{error.target} {error.check}", error.kind
