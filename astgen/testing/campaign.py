@@ -263,6 +263,8 @@ class _Worker:
         try:
             self._run()
         finally:
+            # What `settle_heap` froze goes back to the collector: worker 0 runs in the caller's process.
+            gc.unfreeze()
             if saved is None:
                 del os.environ[_CODE_CACHE_SETTING]
             else:
