@@ -231,7 +231,7 @@ def test_cli_on_main_finds_nothing_and_reports_graphs_per_second(tmp_path: Path)
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "astgen.fuzz: 60 graphs in" in result.stdout and "graphs/s, 2 workers), 0 root causes" in result.stdout
-    assert "[astgen.fuzz]" in result.stderr and "root causes: 0" in result.stderr
+    assert "[astgen.fuzz]" in result.stderr and "findings: 0" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import json
 import keyword
 import math
+import operator
 import os
 import subprocess
 import sys
@@ -184,6 +186,16 @@ def test_the_construct_is_the_feature_the_failure_needs() -> None:
     overlapping["passed"] = 0
     _failure(overlapping, target)
     assert findings.construct(overlapping, outcome) == "getitem by a slice or tuple key"
+    # The key is the getitem's construct, not a str constant's: taking the str out of the
+    # default dict and leaving the key leaves no valid graph, it does not make another failure.
+    by_key = recipe_of(
+        [{"op": "call_function", "function": "getitem", "args": [["ref", 0], ["str", "out"]]}], ["ref", 1]
+    )
+    by_key["inputs"][0] = tensor_input(default=["dict", [[["str", "out"], ["int", 1]]]])
+    by_key["passed"] = 0
+    _failure(by_key, target)
+    assert "a str constant" in {feature.label for feature in findings.features(by_key)}
+    assert findings.construct(by_key, outcome) == "getitem by a str key"
     operators = [
         recipe_of([{"op": "call_function", "function": name, "args": [["ref", 0], ["int", 2]]}], ["ref", 1])
         for name in ("mul", "sub")
@@ -191,6 +203,85 @@ def test_the_construct_is_the_feature_the_failure_needs() -> None:
     assert {findings.function_label(recipe["nodes"][0]["function"]) for recipe in operators} == {
         "call_function operator.*"
     }
+
+
+def names_operator_module(gm: torch.fx.GraphModule, pieces: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
+    """A target with vLLM's operator bug, modelled: its code calls `_operator.mul`, a NameError, and where
+    FX named a value `_operator` that value shadows the name: an UnboundLocalError instead."""
+    calls = [
+        node for node in gm.graph.nodes if node.op == "call_function" and node.target in (operator.mul, operator.sub)
+    ]
+    shadowed = any(node.name == "_operator" for node in gm.graph.nodes)
+
+    def run(*args: Any) -> Any:
+        if calls and shadowed:
+            raise UnboundLocalError("cannot access local variable '_operator' where it is not associated with a value")
+        if calls:
+            raise NameError("name '_operator' is not defined")
+        return torch.fx.Interpreter(gm).run(*args)
+
+    return run
+
+
+OPERATORS = f"{__name__}:names_operator_module"
+
+
+def _finding(recipe: recipes.Recipe, target_name: str) -> findings.Finding:
+    """What a campaign worker reports for one failing graph: minimized, diagnosed, one run."""
+    target = targets.resolve(target_name)
+    error = _failure(recipe, target)
+    wanted = checks.signature(error)
+
+    def still_fails(candidate: recipes.Recipe) -> bool:
+        return campaign.fails_with(candidate, wanted, ["interpreter"], [target])
+
+    smallest = minimize.minimize(recipe, still_fails)
+    outcome = functools.partial(campaign.outcome, checks=["interpreter"], resolved=[target])
+    diagnosis = findings.diagnose(smallest, outcome)
+    scope, kind = campaign.failure_scope(error)
+    return findings.Finding(scope, kind, diagnosis.construct, frozenset({wanted}), diagnosis.becomes, runs=1)
+
+
+def test_one_bug_under_several_exception_types_is_one_root_cause(capsys: pytest.CaptureFixture[str]) -> None:
+    mul = {"op": "call_function", "function": "mul", "args": [["ref", 0], ["int", 2]]}
+    plain = recipe_of([mul], ["ref", 1])
+    # FX's namespace gives the product the name `_operator` (it is no builtin): same bug, another exception.
+    shadowing = recipe_of([mul], ["ref", 1], labels={"1": "_operator"})
+    found = [_finding(plain, OPERATORS), _finding(shadowing, OPERATORS), _finding(shadowing, OPERATORS)]
+    assert [finding.construct for finding in found] == ["call_function operator.*"] * 3
+    assert found[0].key != found[1].key
+    # Without the name, the shadowing graph fails as the plain one does: it masks that failure.
+    assert found[1].masks(found[0]) and not found[0].masks(found[1])
+    (cause,) = findings.root_causes(found)
+    assert cause.key == found[0].key and cause.runs == 3
+    assert cause.errors == (("NameError", 1), ("UnboundLocalError", 2))
+    # The summary prints it once, with its exception types and their counts.
+    tally = campaign.Tally(graphs=3, checked=0, failing=3, found={finding.key: finding for finding in found[:2]})
+    summary = campaign.Summary(tally, {found[1].key: "repro_b.py", found[0].key: "repro_a.py"}, 1.0, 1)
+    assert summary.root_causes == {found[0].key: "repro_a.py"}
+    campaign.print_summary(summary)
+    out = capsys.readouterr().out
+    assert "1 root causes" in out
+    assert f"  {found[0].key} [2 runs: NameError 1, UnboundLocalError 1] -> repro_a.py" in out
+    assert found[1].key not in out
+
+
+def test_distinct_root_causes_stay_apart() -> None:
+    mul = {"op": "call_function", "function": "mul", "args": [["ref", 0], ["int", 2]]}
+    operators = _finding(recipe_of([mul], ["ref", 1]), OPERATORS)
+    # The same kind of error (NameError, where the interpreter returns) on another construct: another bug.
+    floats = _finding(PLAIN_NAN, FLOATS)
+    assert floats.error == operators.error and floats.construct != operators.construct
+    assert len(findings.root_causes([operators, floats])) == 2
+    # On one check and construct, two kinds of error are two causes unless one masks the other.
+    other = dataclasses.replace(operators, error="differs from the interpreter", signatures=frozenset({"t: differs"}))
+    assert {cause.key for cause in findings.root_causes([operators, other])} == {operators.key, other.key}
+    # What one fails with once a feature is out counts on its own check only.
+    elsewhere = dataclasses.replace(other, scope="t liveness", becomes=operators.signatures)
+    assert len(findings.root_causes([operators, elsewhere])) == 2
+    # The same group from two workers is one finding, its runs summed.
+    (cause,) = findings.root_causes([operators, operators])
+    assert cause.runs == 2 and cause.errors == (("NameError", 2),)
 
 
 # ---------------------------------------------------------------- reachable by default
@@ -235,7 +326,13 @@ def test_hostile_input_is_a_class_of_its_own(capsys: pytest.CaptureFixture[str])
     assert findings.features(hostile)[0].label.startswith(findings.HOSTILE)
     reachable = "t interpreter: compiling raises SyntaxError on call_function operator.*"
     unreachable = findings.group_key("t interpreter: compiling raises SyntaxError", findings.features(hostile)[0].label)
-    tally = campaign.Tally(graphs=3, checked=3, groups={reachable: 1, unreachable: 2})
+    found = {
+        key: findings.Finding(
+            "t interpreter", "compiling raises SyntaxError", key.split(" on ", 1)[1], frozenset(), runs=1
+        )
+        for key in (reachable, unreachable)
+    }
+    tally = campaign.Tally(graphs=3, checked=3, found=found)
     campaign.print_summary(campaign.Summary(tally, {reachable: None, unreachable: None}, 1.0, 1))
     out = capsys.readouterr().out
     before, after = out.split("hostile input (--kinds names):\n")

@@ -182,9 +182,14 @@ class _Raw:
 
     recipe: recipes.Recipe
     signature: str
-    kind: str
+    scope: str
+    error: str
     occurrences: int = 0
-    group: str | None = None
+    construct: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return f"{self.scope}: {self.error}"
 
 
 @dataclass
@@ -197,7 +202,7 @@ class Tally:
     refused: dict[str, int] = field(default_factory=dict)  # "target: construct" -> graphs
     observed: dict[str, int] = field(default_factory=dict)  # "target check" -> graphs it observed
     runs: dict[str, int] = field(default_factory=dict)  # "target check" -> graphs it ran on
-    groups: dict[str, int] = field(default_factory=dict)  # root cause -> failing graphs
+    found: dict[str, findings.Finding] = field(default_factory=dict)  # group -> its runs and signatures
     signatures: int = 0
 
     def add(self, other: Tally) -> None:
@@ -209,10 +214,12 @@ class Tally:
             (self.refused, other.refused),
             (self.observed, other.observed),
             (self.runs, other.runs),
-            (self.groups, other.groups),
         ):
             for key, count in theirs.items():
                 mine[key] = mine.get(key, 0) + count
+        for key, found in other.found.items():
+            known = self.found.get(key)
+            self.found[key] = found if known is None else known.joined(found)
 
 
 # Seconds the delta-debugging of one new failure may take; a deadline closer than that cuts it short.
@@ -242,6 +249,8 @@ class _Worker:
     #: The constructs found so far for each signature (see `triage`).
     constructs: dict[str, set[str]] = field(default_factory=dict)
     groups: dict[str, str | None] = field(default_factory=dict)
+    #: What each group's minimal reproducer fails with once one more feature is out (`findings.Diagnosis`).
+    becomes: dict[str, frozenset[str]] = field(default_factory=dict)
     tally: Tally = field(default_factory=Tally)
     last_report: float = 0.0
 
@@ -254,6 +263,8 @@ class _Worker:
         try:
             self._run()
         finally:
+            # What `settle_heap` froze goes back to the collector: worker 0 runs in the caller's process.
+            gc.unfreeze()
             if saved is None:
                 del os.environ[_CODE_CACHE_SETTING]
             else:
@@ -295,7 +306,7 @@ class _Worker:
                 key = self.triage(failure_signature, recipe)
                 known = self.raw.get(key)
                 if known is None:
-                    known = self.raw[key] = _Raw(recipe, failure_signature, kind(error))
+                    known = self.raw[key] = _Raw(recipe, failure_signature, *failure_scope(error))
                 elif minimize.size(recipe) < minimize.size(known.recipe):
                     known.recipe = recipe
                 known.occurrences += 1
@@ -356,6 +367,8 @@ class _Worker:
                     if not _expected(error) or (failing_runs == failing and not _timed_out(error)):
                         raise
             self.group_new_failures(resolved)
+            if batches == 1:
+                settle_heap()
             if self.replay:
                 break
             replaying = False
@@ -363,16 +376,25 @@ class _Worker:
 
     def snapshot(self) -> Tally:
         """The tally so far: sent with every progress report, so a worker stopped at the deadline still counts."""
-        groups: dict[str, int] = {}
+        found: dict[str, findings.Finding] = {}
         for entry in self.raw.values():
-            if entry.group is not None:
-                groups[entry.group] = groups.get(entry.group, 0) + entry.occurrences
+            if entry.construct is not None:
+                finding = findings.Finding(
+                    entry.scope,
+                    entry.error,
+                    entry.construct,
+                    frozenset({entry.signature}),
+                    runs=entry.occurrences,
+                )
+                finding = dataclasses.replace(finding, becomes=self.becomes.get(finding.key, frozenset()))
+                known = found.get(finding.key)
+                found[finding.key] = finding if known is None else known.joined(finding)
         signatures = len({entry.signature for entry in self.raw.values()})
         return dataclasses.replace(
             self.tally,
             graphs=self.count,
             signatures=signatures,
-            groups=groups,
+            found=found,
             refused=dict(self.tally.refused),
             observed=dict(self.tally.observed),
             runs=dict(self.tally.runs),
@@ -391,14 +413,14 @@ class _Worker:
     def group_new_failures(self, resolved: Sequence[targets.Target]) -> None:
         """Minimize each new failure's smallest recipe, find its construct, and report each new root cause once."""
         for entry in list(self.raw.values()):
-            if entry.group is not None:
+            if entry.construct is not None:
                 continue
             failure_signature = entry.signature
             known = self.constructs.get(failure_signature, set())
             held = [feature.label for feature in findings.features(entry.recipe) if feature.label in known]
             if held:
                 # A graph of a construct already found for its signature: that root cause again.
-                entry.group = findings.group_key(entry.kind, held[0])
+                entry.construct = held[0]
                 continue
 
             def still_fails(candidate: recipes.Recipe, wanted: str = failure_signature) -> bool:
@@ -407,20 +429,38 @@ class _Worker:
             budget = min(self.deadline + _GROUPING_SECONDS, time.monotonic() + _MINIMIZE_SECONDS)
             minimal = minimize.minimize(entry.recipe, still_fails, deadline=budget)
             # A few runs more, past the deadline if it came: a root cause without its construct is no report.
-            construct = findings.construct(minimal, functools.partial(outcome, checks=self.checks, resolved=resolved))
-            entry.group = findings.group_key(entry.kind, construct)
-            known.add(construct)
+            diagnosis = findings.diagnose(minimal, functools.partial(outcome, checks=self.checks, resolved=resolved))
+            entry.construct = diagnosis.construct
+            group = findings.group_key(entry.kind, diagnosis.construct)
+            self.becomes[group] = self.becomes.get(group, frozenset()) | diagnosis.becomes
+            known.add(diagnosis.construct)
             self.constructs[failure_signature] = known
-            if entry.group not in self.groups:
-                path = write_reproducer(self.out, minimal, failure_signature, self.fuzzed, entry.group)
-                self.groups[entry.group] = str(path) if path else None
-                self.report.put(("failure", self.index, entry.group, self.groups[entry.group]))
+            if group not in self.groups:
+                path = write_reproducer(self.out, minimal, failure_signature, self.fuzzed, group)
+                self.groups[group] = str(path) if path else None
+                self.report.put(("failure", self.index, group, self.groups[group]))
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self.last_report > 0.25:
             self.last_report = now
             self.report.put(("progress", self.index, self.count, self.snapshot()))
+
+
+def failure_scope(error: BaseException) -> tuple[str, str]:
+    """A failure's target and check, and its kind of error there (`checks.kind`, split in two)."""
+    if isinstance(error, PropertyFailure):
+        return f"{error.target} {error.check}", error.kind
+    scope, _, rest = kind(error).partition(": ")
+    return scope, rest
+
+
+def settle_heap() -> None:
+    """Keep what a worker has set up (torch, Hypothesis, the checks' tables, all imported by the first
+    batch) out of the garbage collector's passes: a graph's cycles make a collection about once per
+    graph, and traversing torch's objects in the older generations was 0.5 ms of each graph's 8."""
+    gc.collect()
+    gc.freeze()
 
 
 def fails_with(
@@ -509,7 +549,7 @@ class _Progress:
         total = sum(self.counts)
         return (
             f"{elapsed:6.1f}s  graphs: {total} ({total / max(elapsed, 1e-9):.0f}/s)"
-            f"  root causes: {len(self.signatures)}  workers: {len(self.counts)}"
+            f"  findings: {len(self.signatures)}  workers: {len(self.counts)}"
         )
 
 
@@ -581,9 +621,23 @@ class Summary:
     """A campaign's outcome: the tally of every worker and the root causes, with their reproducers."""
 
     tally: Tally
-    root_causes: dict[str, str | None]
+    reproducers: dict[str, str | None]  # group -> its reproducer, as workers reported them
     elapsed: float
     workers: int
+
+    @property
+    def causes(self) -> list[findings.RootCause]:
+        """The root causes: the workers' groups, merged where one masks another (`findings.root_causes`)."""
+        return findings.root_causes(self.tally.found.values())
+
+    @property
+    def root_causes(self) -> dict[str, str | None]:
+        """Each root cause and its reproducer: the one of the group it is named after, else a member's."""
+        made = {}
+        for cause in self.causes:
+            paths = [self.reproducers[key] for key in cause.members if self.reproducers.get(key)]
+            made[cause.key] = self.reproducers.get(cause.key) or (paths[0] if paths else None)
+        return made
 
     @property
     def status(self) -> int:
@@ -702,14 +756,15 @@ def print_summary(summary: Summary) -> None:
         f"  checked {tally.checked}, refused by design {max(refused, 0)}; {tally.failing} failing runs"
         f" (shrink steps included) with {tally.signatures} distinct messages"
     )
-    reachable = {key: path for key, path in summary.root_causes.items() if not _hostile(key)}
-    hostile = {key: path for key, path in summary.root_causes.items() if _hostile(key)}
+    paths = summary.root_causes
+    reachable = [cause for cause in summary.causes if not _hostile(cause.key)]
+    hostile = [cause for cause in summary.causes if _hostile(cause.key)]
     for title, causes in (("root causes", reachable), ("hostile input (--kinds names)", hostile)):
         if causes:
             print(f"{title}:")
-            for key, path in causes.items():
-                count = tally.groups.get(key, 0)
-                print(f"  {key} [{count} runs]" + (f" -> {path}" if path else ""))
+            for cause in causes:
+                path = paths.get(cause.key)
+                print(f"  {cause.label}" + (f" -> {path}" if path else ""))
     if tally.refused:
         print("refused by design:")
         for key, count in sorted(tally.refused.items(), key=lambda item: -item[1]):

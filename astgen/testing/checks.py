@@ -28,7 +28,7 @@ import torch
 import torch.fx
 
 from astgen import lift, vllm
-from astgen.compiled import CompiledGraph, compile_graph, compile_lowered
+from astgen.compiled import CompiledGraph, compile_graph, compile_lowered, generate
 from astgen.errors import CodegenError
 from astgen.loader import load
 from astgen.lower import lower
@@ -149,10 +149,16 @@ def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:
         return consts  # objects of a local class: an artifact holds them as they are
 
 
+@functools.lru_cache(maxsize=8)
+def lifted(code: str) -> lift.Lifted:
+    """The loader's lift of a text, once for the artifact and the loader checks (its IR is frozen)."""
+    return lift.lift(code)
+
+
 def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
     code, names, consts = compiled.artifact()
     try:
-        lift.lift(code)
+        lifted(code)
     except CodegenError as error:
         raise PropertyFailure("artifact", "the loader refuses astgen's own text", f"{error}\n{code}") from None
     loaded = load((code, names, _through_pickle(consts)), {name: gm.get_submodule(name) for name in names})
@@ -216,7 +222,8 @@ def _trees_differ(a: Any, b: Any) -> bool:
 
 def check_deterministic(compiled: CompiledGraph, gm: torch.fx.GraphModule, rebuild: Callable[[], Any] | None) -> None:
     """A fresh compile, of the graph built anew where it can be, gives the same bytes as the first."""
-    again = compile_graph(rebuild()[0] if rebuild is not None else gm, cache=False).source
+    # Lowered and generated afresh (no code cache); only its text is compared, so nothing is bound or compiled.
+    again = generate(lower(rebuild()[0] if rebuild is not None else gm).function).source
     if again != compiled.source:
         raise PropertyFailure(
             "deterministic", "compiling the graph again gives other source", f"{compiled.source}\n---\n{again}"
@@ -705,7 +712,7 @@ def check_loader(compiled: CompiledGraph) -> None:
     from astgen.testing import audit, mutants
 
     code, names, _ = compiled.artifact()
-    if ast.unparse(emit(lift.lift(code).function)) + "\n" != code:
+    if ast.unparse(emit(lifted(code).function)) + "\n" != code:
         raise PropertyFailure("loader", "lifting astgen's text and emitting its IR gives another text", code)
     if not _loader_server:
         server = audit.AuditServer().__enter__()
@@ -713,7 +720,7 @@ def check_loader(compiled: CompiledGraph) -> None:
         _loader_server.append(server)
     base = audit.Case(code, tuple("identity" for _ in names))
     rng = random.Random(code)
-    batch = [mutants.random_mutant(rng, base) for _ in range(_LOADER_MUTANTS)]
+    batch = mutants.random_mutants(rng, base, _LOADER_MUTANTS)
     found = audit.violations(batch, _loader_server[0].check(batch))
     if found:
         raise PropertyFailure("loader", "a mutant of the text raised an audit event or imported a module", found[0])

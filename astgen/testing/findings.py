@@ -149,8 +149,11 @@ def _constants_in(arg: recipes.Arg) -> Iterator[recipes.Arg]:
             yield from _constants_in(part)
 
 
-def map_args(recipe: recipes.Recipe, change: Callable[[recipes.Arg], recipes.Arg]) -> recipes.Recipe:
-    """The recipe with `change` applied to every argument, default and the output, innermost first."""
+def map_args(
+    recipe: recipes.Recipe, change: Callable[[recipes.Arg], recipes.Arg], *, keys: bool = True
+) -> recipes.Recipe:
+    """The recipe with `change` applied to every argument, default and the output, innermost first;
+    with `keys=False` not to a getitem's key (the getitem's construct, see `_all_args`)."""
 
     def walk(arg: recipes.Arg) -> recipes.Arg:
         tag = arg[0]
@@ -171,7 +174,8 @@ def map_args(recipe: recipes.Recipe, change: Callable[[recipes.Arg], recipes.Arg
     for node in recipe["nodes"]:
         made = dict(node)
         if "args" in node:
-            made["args"] = [walk(arg) for arg in node["args"]]
+            getitem = not keys and node["op"] == "call_function" and node["function"] == "getitem"
+            made["args"] = [arg if getitem and position else walk(arg) for position, arg in enumerate(node["args"])]
         if "kwargs" in node:
             made["kwargs"] = [[key, walk(value)] for key, value in node["kwargs"]]
         nodes.append(made)
@@ -339,7 +343,9 @@ def _renamed_keywords(recipe: recipes.Recipe) -> recipes.Recipe:
 
 
 def _neutralized(label: str) -> Callable[[recipes.Recipe], recipes.Recipe]:
-    return lambda recipe: map_args(recipe, lambda arg: _neutral_constant(arg) if constant_label(arg) == label else arg)
+    return lambda recipe: map_args(
+        recipe, lambda arg: _neutral_constant(arg) if constant_label(arg) == label else arg, keys=False
+    )
 
 
 def _all_passed(recipe: recipes.Recipe) -> recipes.Recipe:
@@ -355,7 +361,16 @@ def _without_meta(recipe: recipes.Recipe) -> recipes.Recipe:
 PASSES, INVALID = "passes", "invalid"
 
 
-def construct(recipe: recipes.Recipe, outcome: Callable[[recipes.Recipe], str]) -> str:
+@dataclass(frozen=True)
+class Diagnosis:
+    """What a minimal failing recipe fails on: its construct, and the signatures it fails with
+    once one other feature is taken out (see `root_causes`)."""
+
+    construct: str
+    becomes: frozenset[str] = frozenset()
+
+
+def diagnose(recipe: recipes.Recipe, outcome: Callable[[recipes.Recipe], str]) -> Diagnosis:
     """The construct a minimal failing recipe fails on, by what taking each feature out does.
 
     The most specific feature whose removal makes the graph pass; else one
@@ -363,22 +378,131 @@ def construct(recipe: recipes.Recipe, outcome: Callable[[recipes.Recipe], str]) 
     overlap: a dropped default and a slice getitem); else a feature no edit
     takes out (no placeholder at all), or the most specific. Passing comes
     first, not merely failing otherwise: a node named `_operator` turns a
-    NameError into an UnboundLocalError, and is not what the bug is.
+    NameError into an UnboundLocalError, and is not what the bug is; the
+    NameError it then fails with is kept in `becomes`.
     `outcome` gives `PASSES`, `INVALID` or the signature a recipe fails with.
     """
     held = features(recipe)
     original = outcome(recipe)
     results = {feature.label: outcome(feature.neutral(recipe)) for feature in held if feature.neutral is not None}
+    becomes = frozenset(result for result in results.values() if result not in (PASSES, INVALID, original))
     for feature in held:
         if results.get(feature.label) == PASSES:
-            return feature.label
+            return Diagnosis(feature.label, becomes)
     for feature in held:
         if results.get(feature.label) not in (None, INVALID, original):
-            return feature.label
+            return Diagnosis(feature.label, becomes)
     fixed = [feature for feature in held if feature.neutral is None]
-    return (fixed or held)[0].label if held else "the graph's output"
+    return Diagnosis((fixed or held)[0].label if held else "the graph's output", becomes)
+
+
+def construct(recipe: recipes.Recipe, outcome: Callable[[recipes.Recipe], str]) -> str:
+    """The construct of `diagnose`."""
+    return diagnose(recipe, outcome).construct
 
 
 def group_key(signature_kind: str, label: str) -> str:
     """What a campaign reports once: the target, the check and the kind of error, on the construct."""
     return f"{signature_kind} on {label}"
+
+
+# ---------------------------------------------------------------- root causes
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One group as workers report it: a kind of error (`error`) of one check (`scope`: the target
+    and the check) on one construct, the signatures its graphs failed with, what its minimal
+    reproducer fails with once one more feature is taken out, and how many runs failed so."""
+
+    scope: str
+    error: str
+    construct: str
+    signatures: frozenset[str]
+    becomes: frozenset[str] = frozenset()
+    runs: int = 0
+
+    @property
+    def key(self) -> str:
+        return group_key(f"{self.scope}: {self.error}", self.construct)
+
+    def joined(self, other: Finding) -> Finding:
+        """The same group seen again (another worker, another graph): signatures, outcomes and runs summed."""
+        return Finding(
+            self.scope,
+            self.error,
+            self.construct,
+            self.signatures | other.signatures,
+            self.becomes | other.becomes,
+            self.runs + other.runs,
+        )
+
+    def masks(self, other: Finding) -> bool:
+        """Whether this is `other`'s failure under one more feature: same check and construct, and
+        taking a feature out of this one's reproducer makes it fail as `other` does."""
+        return self.scope == other.scope and self.construct == other.construct and bool(self.becomes & other.signatures)
+
+
+@dataclass(frozen=True)
+class RootCause:
+    """Findings that are one bug: `key` and `reproducer` are those of the finding the others mask;
+    `errors` gives each member's kind of error and its runs, most first."""
+
+    key: str
+    runs: int
+    errors: tuple[tuple[str, int], ...]
+    members: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The line a summary prints: the key, its runs, and the errors where there are several."""
+        if len(self.errors) == 1:
+            return f"{self.key} [{self.runs} runs]"
+        return f"{self.key} [{self.runs} runs: " + ", ".join(f"{error} {runs}" for error, runs in self.errors) + "]"
+
+
+def _error_name(error: str) -> str:
+    """The exception type in a kind of error (`raises NameError where ...`), or the kind itself."""
+    words = [word for word in error.split() if word.endswith(("Error", "Exception", "Interrupt", "Warning"))]
+    return words[0] if words else error
+
+
+def root_causes(found: Iterable[Finding]) -> list[RootCause]:
+    """One root cause per bug: findings on the same check and construct are one where one masks
+    another (`Finding.masks`); apart from that, two kinds of error, constructs or checks are two.
+
+    The cause is named after the finding that masks none of its group (the
+    plainest failure), most runs first; causes are ordered by runs.
+    """
+    merged: dict[str, Finding] = {}
+    for finding in found:
+        known = merged.get(finding.key)
+        merged[finding.key] = finding if known is None else known.joined(finding)
+    parent = {key: key for key in merged}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            key = parent[key]
+        return key
+
+    for key, finding in merged.items():
+        for other_key, other in merged.items():
+            if key != other_key and finding.masks(other):
+                parent[root(key)] = root(other_key)
+    groups: dict[str, list[Finding]] = {}
+    for key in merged:
+        groups.setdefault(root(key), []).append(merged[key])
+    causes = []
+    for members in groups.values():
+        plain = [m for m in members if not any(m.masks(other) for other in members if other is not m)]
+        named = max(plain or members, key=lambda finding: finding.runs)
+        ordered = sorted(members, key=lambda finding: (finding is not named, -finding.runs))
+        causes.append(
+            RootCause(
+                named.key,
+                sum(finding.runs for finding in members),
+                tuple((_error_name(finding.error), finding.runs) for finding in ordered),
+                tuple(finding.key for finding in ordered),
+            )
+        )
+    return sorted(causes, key=lambda cause: -cause.runs)

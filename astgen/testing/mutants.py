@@ -9,16 +9,16 @@ constant changed; a prelude line naming something else. The tree is
 changed and unparsed: no text is put together from strings.
 
 Choices go through a `Chooser`: Hypothesis draws them in the property suite
-(`mutants`), a seeded `random.Random` in the fuzz check (`random_mutant`).
+(`mutants`), a seeded `random.Random` in the fuzz check (`random_mutants`).
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import random
 from collections.abc import Callable, Sequence
-from functools import cache
 from typing import Any, Protocol, TypeVar
 
 import torch
@@ -61,7 +61,7 @@ class _Random:
         return self.rng.randint(low, high)
 
 
-@cache
+@functools.cache
 def _names() -> dict[str, tuple[str, ...]]:
     return {
         "torch": tuple(sorted(dir(torch))),
@@ -84,9 +84,23 @@ def _chain(root: ast.expr, attributes: Sequence[str]) -> ast.expr:
     return root
 
 
+def _walk(root: ast.AST) -> list[ast.AST]:
+    """`ast.walk`'s nodes in its order (breadth first), as a list: the generators it is made of are
+    most of a mutant's time."""
+    found = [root]
+    for node in found:  # the list grows as it is read: first in, first out
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, ast.AST):
+                found.append(value)
+            elif isinstance(value, list):
+                found.extend(item for item in value if isinstance(item, ast.AST))
+    return found
+
+
 def _locals(function: ast.FunctionDef) -> list[str]:
     names = [argument.arg for argument in function.args.args]
-    for node in ast.walk(function):
+    for node in _walk(function):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.append(node.id)
     return names or ["x"]
@@ -141,37 +155,61 @@ def _expression(choose: Chooser, receivers: Sequence[str]) -> ast.expr:
     return ast.Constant(value=choose.choice(_LITERALS))
 
 
-def _mutate_callee(choose: Chooser, tree: ast.Module, function: ast.FunctionDef) -> None:
-    calls = [node for node in ast.walk(function) if isinstance(node, ast.Call)]
+#: What takes a mutation back: the base tree serves every mutant of a batch (a parse is most of a mutant).
+_Undo = list[Callable[[], object]]
+
+
+def _restore(node: Any, field: str, undo: _Undo) -> None:
+    undo.append(functools.partial(setattr, node, field, getattr(node, field)))
+
+
+def _mutate_callee(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
+    calls = [node for node in _walk(function) if isinstance(node, ast.Call)]
     if calls:
-        choose.choice(calls).func = _callee(choose, _locals(function))
+        callee = _callee(choose, _locals(function))  # drawn before the call, as `call.func = ...` ran
+        call = choose.choice(calls)
+        _restore(call, "func", undo)
+        call.func = callee
 
 
-def _mutate_argument(choose: Chooser, tree: ast.Module, function: ast.FunctionDef) -> None:
-    calls = [node for node in ast.walk(function) if isinstance(node, ast.Call) and node.args]
+def _mutate_argument(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
+    calls = [node for node in _walk(function) if isinstance(node, ast.Call) and node.args]
     if calls:
         call = choose.choice(calls)
-        call.args[choose.integer(0, len(call.args) - 1)] = _expression(choose, _locals(function))
+        value = _expression(choose, _locals(function))
+        index = choose.integer(0, len(call.args) - 1)
+        undo.append(functools.partial(call.args.__setitem__, index, call.args[index]))
+        call.args[index] = value
 
 
-def _mutate_default(choose: Chooser, tree: ast.Module, function: ast.FunctionDef) -> None:
+def _mutate_default(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
     function.args.args.append(ast.arg(arg=choose.choice(("extra", "y_default"))))
+    undo.append(function.args.args.pop)
     function.args.defaults.append(_expression(choose, ["len", "torch", "x"]))
+    undo.append(function.args.defaults.pop)
 
 
-def _mutate_constant(choose: Chooser, tree: ast.Module, function: ast.FunctionDef) -> None:
-    constants = [node for node in ast.walk(function) if isinstance(node, ast.Constant)]
+def _mutate_constant(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
+    constants = [node for node in _walk(function) if isinstance(node, ast.Constant)]
     if constants:
-        choose.choice(constants).value = choose.choice(_LITERALS)
+        literal = choose.choice(_LITERALS)
+        constant = choose.choice(constants)
+        _restore(constant, "value", undo)
+        constant.value = literal
 
 
-def _mutate_prelude(choose: Chooser, tree: ast.Module, function: ast.FunctionDef) -> None:
+def _mutate_prelude(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
     value = _expression(choose, ["__astgen_consts__", "__astgen_pieces__", "torch", "operator"])
-    tree.body.insert(0, ast.Assign(targets=[ast.Name(id="planted", ctx=ast.Store())], value=value))
-    function.body.insert(0, ast.Assign(targets=[ast.Name(id="planted_use", ctx=ast.Store())], value=_name("planted")))
+    # A line number: `ast.unparse` looks an assignment's type comment up by it.
+    tree.body.insert(0, ast.Assign(targets=[ast.Name(id="planted", ctx=ast.Store())], value=value, lineno=1))
+    undo.append(functools.partial(tree.body.pop, 0))
+    function.body.insert(
+        0, ast.Assign(targets=[ast.Name(id="planted_use", ctx=ast.Store())], value=_name("planted"), lineno=1)
+    )
+    undo.append(functools.partial(function.body.pop, 0))
 
 
-_MUTATIONS: tuple[Callable[[Chooser, ast.Module, ast.FunctionDef], None], ...] = (
+_MUTATIONS: tuple[Callable[[Chooser, ast.Module, ast.FunctionDef, _Undo], None], ...] = (
     _mutate_callee,
     _mutate_argument,
     _mutate_default,
@@ -180,17 +218,29 @@ _MUTATIONS: tuple[Callable[[Chooser, ast.Module, ast.FunctionDef], None], ...] =
 )
 
 
-def mutate(choose: Chooser, base: Case) -> Case:
-    """`base` with one to three of its nodes replaced."""
+def _mutants(choose: Chooser, base: Case, count: int) -> list[Case]:
+    """`count` mutants of `base`, each with one to three of its nodes replaced, from one parse."""
     tree = ast.parse(base.code)
     functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    for _ in range(choose.integer(1, 3)):
-        choose.choice(_MUTATIONS)(choose, tree, choose.choice(functions))
-    try:
-        code = ast.unparse(ast.fix_missing_locations(tree))
-    except (ValueError, RecursionError):  # a node unparse cannot write: the base, unchanged
-        code = base.code
-    return Case(code, base.piece_names, base.victim, base.consts, base.vllm)
+    made = []
+    for _ in range(count):
+        undo: _Undo = []
+        for _ in range(choose.integer(1, 3)):
+            choose.choice(_MUTATIONS)(choose, tree, choose.choice(functions), undo)
+        try:
+            # No `fix_missing_locations`: unparse needs no positions (a third of a mutant's time).
+            code = ast.unparse(tree)
+        except (ValueError, RecursionError):  # a node unparse cannot write: the base, unchanged
+            code = base.code
+        for step in reversed(undo):
+            step()
+        made.append(Case(code, base.piece_names, base.victim, base.consts, base.vllm))
+    return made
+
+
+def mutate(choose: Chooser, base: Case) -> Case:
+    """`base` with one to three of its nodes replaced."""
+    return _mutants(choose, base, 1)[0]
 
 
 @st.composite
@@ -200,8 +250,9 @@ def mutants(draw: st.DrawFn, bases: Sequence[Case]) -> Case:
     return mutate(choose, choose.choice(bases))
 
 
-def random_mutant(rng: random.Random, base: Case) -> Case:
-    return mutate(_Random(rng), base)
+def random_mutants(rng: random.Random, base: Case, count: int) -> list[Case]:
+    """`count` mutants of `base`, drawn from `rng` one after the other."""
+    return _mutants(_Random(rng), base, count)
 
 
 # What vLLM 0.33's generator writes (inlined pieces, a compiled piece, consts), for the default victim.
@@ -238,7 +289,7 @@ def execution_fn(x, *, __vllm_submods__):
 """
 
 
-@cache
+@functools.cache
 def base_cases() -> tuple[Case, ...]:
     """Texts astgen and vLLM generate, each with the victim it runs against."""
     import astgen
