@@ -141,8 +141,16 @@ def test_two_graphs_failing_on_inf_and_nan_are_one_root_cause_with_a_minimal_rep
             findings.group_key(checks.kind(_failure(smallest, target)), findings.construct(smallest, outcome))
         )
     assert causes[0] == causes[1]
+    # The model raises at a line of its own: the site is that line.
+    raising = (
+        (ROOT / "tests" / "test_fuzz_findings.py")
+        .read_text()
+        .splitlines()
+        .index("            raise NameError(f\"name {'nan' if math.isnan(found[0]) else 'inf'!r} is not defined\")")
+    )
     assert causes[0].endswith(
-        "raises NameError where the interpreter returns on a non-finite float constant (inf, nan)"
+        f"raises NameError at tests/test_fuzz_findings.py:{raising + 1} where the interpreter returns"
+        " on a non-finite float constant (inf, nan)"
     )
     # The noise is gone: one node, one input, no keyword the failure does not need, no complex constant.
     noisy = minimal[0]
@@ -238,8 +246,8 @@ def _finding(recipe: recipes.Recipe, target_name: str) -> findings.Finding:
     smallest = minimize.minimize(recipe, still_fails)
     outcome = functools.partial(campaign.outcome, checks=["interpreter"], resolved=[target])
     diagnosis = findings.diagnose(smallest, outcome)
-    scope, kind = campaign.failure_scope(error)
-    return findings.Finding(scope, kind, diagnosis.construct, frozenset({wanted}), diagnosis.becomes, runs=1)
+    scope, kind, site = campaign.failure_scope(error)
+    return findings.Finding(scope, kind, diagnosis.construct, frozenset({wanted}), diagnosis.becomes, runs=1, site=site)
 
 
 def test_one_bug_under_several_exception_types_is_one_root_cause(capsys: pytest.CaptureFixture[str]) -> None:
@@ -269,10 +277,20 @@ def test_one_bug_under_several_exception_types_is_one_root_cause(capsys: pytest.
 def test_distinct_root_causes_stay_apart() -> None:
     mul = {"op": "call_function", "function": "mul", "args": [["ref", 0], ["int", 2]]}
     operators = _finding(recipe_of([mul], ["ref", 1]), OPERATORS)
-    # The same kind of error (NameError, where the interpreter returns) on another construct: another bug.
+    # The same exception type (NameError, where the interpreter returns) on another construct,
+    # raised at another line: another bug.
     floats = _finding(PLAIN_NAN, FLOATS)
-    assert floats.error == operators.error and floats.construct != operators.construct
+    assert floats.error.partition(" at ")[0] == operators.error.partition(" at ")[0] == "raises NameError"
+    assert floats.construct != operators.construct and floats.site != operators.site
     assert len(findings.root_causes([operators, floats])) == 2
+    # With no site, one kind of error on two constructs is two causes too.
+    unsited = [
+        dataclasses.replace(
+            finding, scope="t interpreter", error="raises NameError where the interpreter returns", site=""
+        )
+        for finding in (operators, floats)
+    ]
+    assert len(findings.root_causes(unsited)) == 2
     # On one check and construct, two kinds of error are two causes unless one masks the other.
     other = dataclasses.replace(operators, error="differs from the interpreter", signatures=frozenset({"t: differs"}))
     assert {cause.key for cause in findings.root_causes([operators, other])} == {operators.key, other.key}
@@ -282,6 +300,97 @@ def test_distinct_root_causes_stay_apart() -> None:
     # The same group from two workers is one finding, its runs summed.
     (cause,) = findings.root_causes([operators, operators])
     assert cause.runs == 2 and cause.errors == (("NameError", 2),)
+
+
+SLICE_KEY = recipe_of(
+    [
+        {
+            "op": "call_function",
+            "function": "getitem",
+            "args": [["ref", 0], ["slice", ["int", 1], ["int", 1], ["int", 1]]],
+        }
+    ],
+    ["ref", 1],
+)
+STR_KEY = recipe_of([{"op": "call_function", "function": "getitem", "args": [["ref", 0], ["str", "out"]]}], ["ref", 1])
+STR_KEY["inputs"][0] = tensor_input(default=["dict", [[["str", "out"], ["int", 1]]]])
+STR_KEY["passed"] = 0
+TUPLE_KEY = recipe_of([{"op": "call_function", "function": "getitem", "args": [["ref", 0], ["tuple", []]]}], ["ref", 1])
+
+
+def test_one_line_reached_by_two_constructs_is_one_root_cause(capsys: pytest.CaptureFixture[str]) -> None:
+    # The string template's `assert isinstance(index, int)`, vLLM's line for line: a slice key and a str key reach it.
+    by_slice, by_str = _finding(SLICE_KEY, EXAMPLE), _finding(STR_KEY, EXAMPLE)
+    assert (by_slice.construct, by_str.construct) == ("getitem by a slice or tuple key", "getitem by a str key")
+    line = (
+        (ROOT / "benchmarks" / "string_baseline.py")
+        .read_text()
+        .splitlines()
+        .index("            assert isinstance(index, int)")
+    )
+    assert by_slice.site == by_str.site == f"benchmarks/string_baseline.py:{line + 1}"
+    assert by_slice.error == by_str.error == f"compiling raises AssertionError at {by_slice.site}"
+    assert not by_slice.masks(by_str) and not by_str.masks(by_slice) and by_slice.shares_site(by_str)
+    (cause,) = findings.root_causes([by_str, by_slice, by_slice])
+    assert cause.key == by_slice.key and cause.runs == 3 and set(cause.members) == {by_slice.key, by_str.key}
+    assert cause.parts == (("getitem by a slice or tuple key", 2), ("getitem by a str key", 1))
+    # The summary prints it once, with its constructs and their counts, and one reproducer.
+    tally = campaign.Tally(graphs=3, checked=0, failing=3, found={by_slice.key: by_slice, by_str.key: by_str})
+    summary = campaign.Summary(tally, {by_str.key: "repro_b.py", by_slice.key: "repro_a.py"}, 1.0, 1)
+    assert summary.root_causes == {by_slice.key: "repro_a.py"}
+    campaign.print_summary(summary)
+    out = capsys.readouterr().out
+    assert "1 root causes" in out and by_str.key not in out
+    assert f"  {by_slice.key} [2 runs: getitem by a slice or tuple key 1, getitem by a str key 1] -> repro_a.py" in out
+
+
+def asserts_by_key(gm: torch.fx.GraphModule, pieces: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
+    """A target refusing a slice key at one line and a tuple key at the next: one construct, two lines to fix."""
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is operator.getitem:
+            assert not isinstance(node.args[1], slice)
+            assert not isinstance(node.args[1], tuple)
+    return lambda *args: torch.fx.Interpreter(gm).run(*args)
+
+
+def test_one_construct_raised_at_two_lines_is_two_root_causes() -> None:
+    target = f"{__name__}:asserts_by_key"
+    by_slice, by_tuple = _finding(SLICE_KEY, target), _finding(TUPLE_KEY, target)
+    assert by_slice.construct == by_tuple.construct == "getitem by a slice or tuple key"
+    first, second = (int(finding.site.rpartition(":")[2]) for finding in (by_slice, by_tuple))
+    assert by_slice.site.endswith(f"test_fuzz_findings.py:{first}") and second == first + 1, (by_slice, by_tuple)
+    assert by_slice.key != by_tuple.key and not by_slice.shares_site(by_tuple)
+    assert len(findings.root_causes([by_slice, by_tuple])) == 2
+    # Another check, or another exception type, at the same line is another cause too.
+    elsewhere = dataclasses.replace(by_slice, scope=by_slice.scope.replace("interpreter", "liveness"))
+    assert len(findings.root_causes([by_slice, elsewhere])) == 2
+
+
+def calls_generated_code(gm: torch.fx.GraphModule, pieces: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
+    """The string template's function, called from a line of this target's own: what raises is generated code."""
+    function = targets.resolve(EXAMPLE).compile(gm, pieces)
+    return lambda *args: function(*args)
+
+
+def test_failures_in_generated_code_never_join_at_a_site() -> None:
+    target = targets.resolve(f"{__name__}:calls_generated_code")
+    floats = _finding(recipe_of([], ["float", "inf"]), target.name)
+    devices = _finding(recipe_of([], ["device", "cpu"]), target.name)
+    assert "raises NameError where" in floats.error and floats.error == devices.error
+    assert floats.construct != devices.construct
+    # The last frame of the target's own code is the call into the text it generated: no site.
+    assert floats.site == devices.site == ""
+    assert len(findings.root_causes([floats, devices])) == 2
+    # Nor has a SyntaxError (the text is at fault, not the line that compiled it), or a target without own code.
+    assert target.site(_raised(SyntaxError("invalid syntax"))) == ""
+    assert dataclasses.replace(targets.resolve(EXAMPLE), code=()).site(_raised(AssertionError())) == ""
+
+
+def _raised(error: BaseException) -> BaseException:
+    try:
+        raise error
+    except BaseException as caught:
+        return caught
 
 
 # ---------------------------------------------------------------- reachable by default

@@ -184,6 +184,7 @@ class _Raw:
     signature: str
     scope: str
     error: str
+    site: str
     occurrences: int = 0
     construct: str | None = None
 
@@ -385,6 +386,7 @@ class _Worker:
                     entry.construct,
                     frozenset({entry.signature}),
                     runs=entry.occurrences,
+                    site=entry.site,
                 )
                 finding = dataclasses.replace(finding, becomes=self.becomes.get(finding.key, frozenset()))
                 known = found.get(finding.key)
@@ -447,12 +449,13 @@ class _Worker:
             self.report.put(("progress", self.index, self.count, self.snapshot()))
 
 
-def failure_scope(error: BaseException) -> tuple[str, str]:
-    """A failure's target and check, and its kind of error there (`checks.kind`, split in two)."""
+def failure_scope(error: BaseException) -> tuple[str, str, str]:
+    """A failure's target and check, its kind of error there (`checks.kind`, split in two), and where
+    in the target's own code it was raised (`targets.Target.site`; "" for none)."""
     if isinstance(error, PropertyFailure):
-        return f"{error.target} {error.check}", error.kind
+        return f"{error.target} {error.check}", error.kind, error.site
     scope, _, rest = kind(error).partition(": ")
-    return scope, rest
+    return scope, rest, ""
 
 
 def settle_heap() -> None:

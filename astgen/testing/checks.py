@@ -73,17 +73,26 @@ class PropertyFailure(AssertionError):
     """A graph on which a target breaks a property. `summary` is stable across graphs; `detail` is not.
 
     `kind` is what the root cause is grouped by (`astgen.testing.findings`):
-    the summary, with an exception's type for its normalized message.
+    the summary, with an exception's type for its normalized message, and
+    `site`, where a target's exception was raised in its own code
+    (`Target.site`; "" for none), which joins root causes across constructs.
     """
 
     def __init__(
-        self, check: str, summary: str, detail: str = "", target: str = ASTGEN, kind: str | None = None
+        self,
+        check: str,
+        summary: str,
+        detail: str = "",
+        target: str = ASTGEN,
+        kind: str | None = None,
+        site: str = "",
     ) -> None:
         self.check = check
         self.summary = summary
         self.detail = detail
         self.target = target
         self.kind = summary if kind is None else kind
+        self.site = site
         super().__init__(f"[{target} {check}] {summary}" + (f"\n{detail}" if detail else ""))
 
 
@@ -417,11 +426,12 @@ def _names(gm: torch.fx.GraphModule) -> set[str]:
     }
 
 
-def _summary(error: BaseException, gm: torch.fx.GraphModule) -> str:
-    """An exception as a finding's summary: its type, normalized message and where it was raised."""
+def _summary(error: BaseException, gm: torch.fx.GraphModule, site: str = "") -> str:
+    """An exception as a finding's summary: its type, normalized message and where it was raised
+    (its site in the target's own code where it has one, so one signature is one site)."""
     frames = traceback.extract_tb(error.__traceback__)
-    where = ""
-    if frames:
+    where = site
+    if frames and not site:
         frame = frames[-1]
         # Generated code's line numbers change with the graph; a source file's do not.
         line = f":{frame.lineno}" if os.path.exists(frame.filename) else ""
@@ -467,20 +477,24 @@ def check_target(
     def piece(name: str) -> Callable[..., Any]:
         return lambda *a, **k: current[name](*a, **k)
 
-    def fail(check: str, summary: str, detail: str = "", kind: str | None = None) -> PropertyFailure:
+    def fail(check: str, summary: str, detail: str = "", kind: str | None = None, site: str = "") -> PropertyFailure:
         if recipes.payload_executed() and "payloads" in wanted:
             return PropertyFailure("payloads", "a payload from the graph was executed", detail, target.name)
-        return PropertyFailure(check, summary, detail, target.name, kind)
+        return PropertyFailure(check, summary, detail, target.name, kind, site)
 
     def raised(error: Exception, compiling: bool) -> PropertyFailure | Refused:
+        # A refusal by design is no finding, so it never has a site to join findings at.
         construct = target.refused(error)
         if construct is not None:
             return Refused(construct)
-        summary, kind = _summary(error, gm), error_type(error)
+        site = target.site(error)
+        summary, kind = _summary(error, gm, site), error_type(error) + (f" at {site}" if site else "")
         if compiling:
-            return fail("interpreter", f"compiling raises {summary}", _formatted(error), f"compiling raises {kind}")
+            return fail(
+                "interpreter", f"compiling raises {summary}", _formatted(error), f"compiling raises {kind}", site
+            )
         where = "where the interpreter returns"
-        return fail("interpreter", f"raises {summary} {where}", _formatted(error), f"raises {kind} {where}")
+        return fail("interpreter", f"raises {summary} {where}", _formatted(error), f"raises {kind} {where}", site)
 
     try:
         function = target.compile(gm, {name: piece(name) for name in modules})

@@ -1,7 +1,8 @@
 """Findings: a failure's stable signature, and the FX construct a minimal failing graph is made of.
 
 Two failures are the same root cause when the same target fails the same
-check with the same kind of error on the same construct. `normalized`
+check with the same kind of error on the same construct, or raises the same
+exception type at the same site of its own code (`Finding.site`). `normalized`
 takes out of an error message what varies between occurrences of one bug
 (file names of generated code, counters, line numbers, addresses, plural
 forms, node names, Python's SyntaxError wording), so a signature stays put
@@ -413,7 +414,9 @@ def group_key(signature_kind: str, label: str) -> str:
 class Finding:
     """One group as workers report it: a kind of error (`error`) of one check (`scope`: the target
     and the check) on one construct, the signatures its graphs failed with, what its minimal
-    reproducer fails with once one more feature is taken out, and how many runs failed so."""
+    reproducer fails with once one more feature is taken out, and how many runs failed so.
+    `site` is where the target raised it in its own code (`targets.Target.site`), "" for none;
+    `error` names it too, so two sites are two groups."""
 
     scope: str
     error: str
@@ -421,6 +424,7 @@ class Finding:
     signatures: frozenset[str]
     becomes: frozenset[str] = frozenset()
     runs: int = 0
+    site: str = ""
 
     @property
     def key(self) -> str:
@@ -435,6 +439,7 @@ class Finding:
             self.signatures | other.signatures,
             self.becomes | other.becomes,
             self.runs + other.runs,
+            self.site,
         )
 
     def masks(self, other: Finding) -> bool:
@@ -442,23 +447,50 @@ class Finding:
         taking a feature out of this one's reproducer makes it fail as `other` does."""
         return self.scope == other.scope and self.construct == other.construct and bool(self.becomes & other.signatures)
 
+    def shares_site(self, other: Finding) -> bool:
+        """Whether both were raised at one site of the target's own code, by one check with one
+        exception type: one line to fix, whatever construct reached it."""
+        return bool(self.site) and (self.scope, self.error, self.site) == (other.scope, other.error, other.site)
+
 
 @dataclass(frozen=True)
 class RootCause:
-    """Findings that are one bug: `key` and `reproducer` are those of the finding the others mask;
-    `errors` gives each member's kind of error and its runs, most first."""
+    """Findings that are one bug: `key` and `reproducer` are those of the finding the others mask
+    (or, joined at a site, of the one with the most runs); `errors` and `constructs` give each
+    member's exception type and construct, with its runs, the named one first."""
 
     key: str
     runs: int
     errors: tuple[tuple[str, int], ...]
     members: tuple[str, ...]
+    constructs: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def parts(self) -> tuple[tuple[str, int], ...]:
+        """What tells the members apart, with the runs of each: exception types, constructs, or both."""
+        errors = {error for error, _ in self.errors}
+        constructs = {construct for construct, _ in self.constructs}
+        if len(constructs) <= 1:
+            named = [error for error, _ in self.errors]
+        elif len(errors) <= 1:
+            named = [construct for construct, _ in self.constructs]
+        else:
+            named = [
+                f"{error} on {construct}"
+                for (error, _), (construct, _) in zip(self.errors, self.constructs, strict=True)
+            ]
+        counted: dict[str, int] = {}
+        for name, (_, runs) in zip(named, self.errors, strict=True):
+            counted[name] = counted.get(name, 0) + runs
+        return tuple(counted.items())
 
     @property
     def label(self) -> str:
-        """The line a summary prints: the key, its runs, and the errors where there are several."""
-        if len(self.errors) == 1:
+        """The line a summary prints: the key, its runs, and what tells its members apart where they differ."""
+        parts = self.parts
+        if len(parts) <= 1:
             return f"{self.key} [{self.runs} runs]"
-        return f"{self.key} [{self.runs} runs: " + ", ".join(f"{error} {runs}" for error, runs in self.errors) + "]"
+        return f"{self.key} [{self.runs} runs: " + ", ".join(f"{name} {runs}" for name, runs in parts) + "]"
 
 
 def _error_name(error: str) -> str:
@@ -469,7 +501,9 @@ def _error_name(error: str) -> str:
 
 def root_causes(found: Iterable[Finding]) -> list[RootCause]:
     """One root cause per bug: findings on the same check and construct are one where one masks
-    another (`Finding.masks`); apart from that, two kinds of error, constructs or checks are two.
+    another (`Finding.masks`), and findings raised at one site of the target's own code, with one
+    exception type, are one whatever their construct (`Finding.shares_site`); apart from that, two
+    kinds of error, constructs or checks are two.
 
     The cause is named after the finding that masks none of its group (the
     plainest failure), most runs first; causes are ordered by runs.
@@ -487,7 +521,7 @@ def root_causes(found: Iterable[Finding]) -> list[RootCause]:
 
     for key, finding in merged.items():
         for other_key, other in merged.items():
-            if key != other_key and finding.masks(other):
+            if key != other_key and (finding.masks(other) or finding.shares_site(other)):
                 parent[root(key)] = root(other_key)
     groups: dict[str, list[Finding]] = {}
     for key in merged:
@@ -503,6 +537,7 @@ def root_causes(found: Iterable[Finding]) -> list[RootCause]:
                 sum(finding.runs for finding in members),
                 tuple((_error_name(finding.error), finding.runs) for finding in ordered),
                 tuple(finding.key for finding in ordered),
+                tuple((finding.construct, finding.runs) for finding in ordered),
             )
         )
     return sorted(causes, key=lambda cause: -cause.runs)

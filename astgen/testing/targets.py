@@ -22,9 +22,12 @@ checks it claims (`FOREIGN_CHECKS`); astgen itself claims every check of
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import os
 import re
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,12 +89,47 @@ class Target:
     refusals: tuple[Refusal, ...] = ()
     #: The code it generates for a graph, for reproducers to print; None where it has none to show.
     show: Callable[[torch.fx.GraphModule], str] | None = field(default=None, compare=False)
+    #: The modules (or packages) that are its own code, where a failure's `site` can lie.
+    code: tuple[str, ...] = field(default=(), compare=False)
 
     def refused(self, error: BaseException) -> str | None:
         """The construct this target refuses by design in `error`, or None where `error` is a failure."""
         if isinstance(error, self.unsupported):
             return (str(error).strip().splitlines() or [""])[0][:80] or type(error).__name__
         return next((found for refusal in self.refusals if (found := refusal.refused(error))), None)
+
+    def site(self, error: BaseException) -> str:
+        """Where in this target's own code `error` was raised, or "" where that is no line of it.
+
+        The raising frame must be a line of `code` (a raise, an assert, or a
+        call into C that raised), every frame from the first of `code` down to
+        it a real file: a failure inside generated code, or inside another
+        library the target called, has no site, nor has a SyntaxError (its
+        text, generated, is at fault). The site is that line and the lines
+        of `code` that called it, innermost first, each function once (a
+        recursion is one call), as paths from the directory holding the
+        module's top package: `vllm/compilation/codegen.py:96 (from :162)`.
+        A helper that raises for many callers gives each caller's failures
+        a site of their own.
+        """
+        if not self.code or isinstance(error, SyntaxError):
+            return ""
+        frames = [(frame.f_code, line) for frame, line in traceback_frames(error.__traceback__)]
+        own = [index for index, (code, _) in enumerate(frames) if _own_path(code.co_filename, self.code)]
+        if not own or own[-1] != len(frames) - 1:
+            return ""
+        if any(not os.path.isfile(code.co_filename) for code, _ in frames[own[0] :]):
+            return ""
+        chain: list[tuple[str, int]] = []
+        previous: types.CodeType | None = None
+        for index in reversed(own):
+            code, line = frames[index]
+            if code is not previous:
+                chain.append((_own_path(code.co_filename, self.code) or "", line))
+            previous = code
+        (path, line), callers = chain[0], chain[1:]
+        named = ", ".join(f":{at}" if where == path else f"{where}:{at}" for where, at in callers)
+        return f"{path}:{line}" + (f" (from {named})" if named else "")
 
 
 #: What vLLM's `generate_execution_code` refuses by design: the ops a stitching graph never holds
@@ -101,6 +139,48 @@ VLLM_REFUSALS: tuple[Refusal, ...] = (
     Refusal(RuntimeError, r"^Unsupported node from codegen: .* = (?P<construct>[a-z_]+)\[target="),
     Refusal(RuntimeError, r"^call_module is not allowed for codegen target", "call_module inside an inlined piece"),
 )
+
+
+def traceback_frames(tb: types.TracebackType | None) -> list[tuple[types.FrameType, int]]:
+    """A traceback's frames with their lines, outermost first."""
+    found = []
+    while tb is not None:
+        found.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    return found
+
+
+@functools.cache
+def _code_root(module_name: str) -> tuple[str, str, bool] | None:
+    """A module's source (its file, or its package's directory), whether that is a directory, and the
+    directory holding its top package, which paths of a site are relative to; None where it has no file."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    locations = list(getattr(module, "__path__", ()))
+    source = locations[0] if locations else getattr(module, "__file__", None)
+    if not source:
+        return None
+    source = os.path.abspath(source)
+    # vllm/compilation/codegen.py and torch/fx/ alike: one directory up per dotted part, and one more.
+    root = source
+    for _ in range(module_name.count(".") + 1):
+        root = os.path.dirname(root)
+    return source, root, bool(locations)
+
+
+def _own_path(filename: str, modules: tuple[str, ...]) -> str | None:
+    """`filename` relative to the directory of its top package where it is a file of `modules`, else None."""
+    path = os.path.abspath(filename)
+    for name in modules:
+        found = _code_root(name)
+        if found is None:
+            continue
+        source, root, package = found
+        if path == source or (package and path.startswith(source + os.sep)):
+            return os.path.relpath(path, root).replace(os.sep, "/")
+    return None
 
 
 ASTGEN = "astgen"
@@ -161,6 +241,7 @@ def vllm_api(module_name: str) -> Target:
         description=f"{module_name}.generate_execution_code + compile_execution_fn",
         refusals=VLLM_REFUSALS,
         show=lambda gm: str(generate(gm)[0]),
+        code=(module_name,),
     )
 
 
@@ -225,4 +306,4 @@ def resolve(spec: str) -> Target:
     # Pieces it does not take cannot be made to raise: the exceptions check needs them.
     default = ("interpreter", "exceptions", "payloads") if wants_pieces else ("interpreter", "payloads")
     claims = frozenset(getattr(found, "claims", default))
-    return Target(spec, compile_graph, claims, description=f"{module_name}.{attribute}")
+    return Target(spec, compile_graph, claims, description=f"{module_name}.{attribute}", code=(module_name,))
