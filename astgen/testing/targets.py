@@ -108,13 +108,13 @@ class Target:
         text, generated, is at fault). The site is that line and the lines
         of `code` that called it, innermost first, each function once (a
         recursion is one call), as paths from the directory holding the
-        module's top package: `vllm/compilation/codegen.py:96 (from :162)`.
+        module's top package: `vllm/compilation/codegen.py:96 (from :159)`.
         A helper that raises for many callers gives each caller's failures
         a site of their own.
         """
         if not self.code or isinstance(error, SyntaxError):
             return ""
-        frames = [(frame.f_code, line) for frame, line in traceback_frames(error.__traceback__)]
+        frames = [(frame.f_code, line) for frame, line in _frames(error.__traceback__)]
         own = [index for index, (code, _) in enumerate(frames) if _own_path(code.co_filename, self.code)]
         if not own or own[-1] != len(frames) - 1:
             return ""
@@ -141,7 +141,7 @@ VLLM_REFUSALS: tuple[Refusal, ...] = (
 )
 
 
-def traceback_frames(tb: types.TracebackType | None) -> list[tuple[types.FrameType, int]]:
+def _frames(tb: types.TracebackType | None) -> list[tuple[types.FrameType, int]]:
     """A traceback's frames with their lines, outermost first."""
     found = []
     while tb is not None:
@@ -152,8 +152,8 @@ def traceback_frames(tb: types.TracebackType | None) -> list[tuple[types.FrameTy
 
 @functools.cache
 def _code_root(module_name: str) -> tuple[str, str, bool] | None:
-    """A module's source (its file, or its package's directory), whether that is a directory, and the
-    directory holding its top package, which paths of a site are relative to; None where it has no file."""
+    """A module's source (its file, or its package's directory), the directory holding its top package
+    (what a site's paths are relative to), and whether the source is a package; None where it has no file."""
     try:
         module = importlib.import_module(module_name)
     except ImportError:
