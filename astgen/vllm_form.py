@@ -30,19 +30,21 @@ attribute reads, which vLLM refuses.
 
 The stage starts from the IR `astgen.lower` makes of each graph, without
 inlining; `astgen.passes.insert_deletes` places the `del`s and
-`astgen.emit.definition` builds each `def`; this module then rewrites the
-globals the def reads into vLLM's expressions for them.
+`astgen.emit.definition` builds each `def`, reading its globals by name, as
+it compiles; this module says what vLLM's text writes for each of them
+(`Stitched.written`), which `render.unparse` writes in their place.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import replace
+import copy
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch.fx
 
-from astgen import ir
+from astgen import ir, lift
 from astgen.emit import definition
 from astgen.lower import lower
 from astgen.passes import assign_names, insert_deletes
@@ -60,17 +62,48 @@ class UnnamedCallee(Exception):
     `__vllm_consts__[i](...)`, which astgen's loader refuses (it calls no object from a table)."""
 
 
+@dataclass(frozen=True)
+class Stitched:
+    """One def of vLLM's text, as astgen emits it: its globals read by name, and for each what vLLM writes.
+
+    `tree` compiles to a function that reads each global by name, as
+    astgen's loader binds them; the text writes `written[name]` in its place
+    (`unparse(..., names=written)`), and the entry takes `__vllm_submods__`
+    (`module` adds it). `sources` says where each global comes from: a
+    `lift.PieceSlot` or `lift.ConstSlot` of the tables, a `lift.Named` path,
+    or an `Inlined` def of the same text.
+    """
+
+    tree: ast.FunctionDef
+    function: ir.Function
+    written: dict[str, ast.expr]
+    sources: tuple[tuple[str, Source], ...]
+    takes_submods: bool
+
+
+@dataclass(frozen=True)
+class Inlined:
+    """The def at `index` of the same text, an `__vllm_inlined_submods__<i>` function."""
+
+    index: int
+
+
+Source = lift.PieceSlot | lift.ConstSlot | lift.Named | Inlined
+
+
 def stitching_functions(
     split_gm: torch.fx.GraphModule,
     fn_name: str,
     with_submod: bool,
     consts: list[Any],
     const_index: dict[int, int],
-) -> tuple[list[ast.FunctionDef], list[str], ir.Function]:
+    first_line: int = 1,
+) -> tuple[list[Stitched], list[str], ir.Function]:
     """The defs for `split_gm` (its inlined pieces' first, `fn_name` last), `submod_names`, and `fn_name`'s IR.
 
     New constants are appended to `consts`, and `const_index` (object id ->
-    index) records them, so graphs that share the two share slots.
+    index) records them, so graphs that share the two share slots. The first
+    def is at line `first_line` of the text, each next one after a blank line.
     """
     calls = split_gm.graph.find_nodes(op="call_module")
     if not with_submod and calls:
@@ -93,11 +126,13 @@ def stitching_functions(
         if callee.path is None:
             raise UnnamedCallee(callee.name)
     callees = {callee.slot for callee in called}
-    replacements: dict[str, ast.expr] = {}
-    inlined: list[ast.FunctionDef] = []
+    written: dict[str, ast.expr] = {}
+    sources: dict[str, Source] = {}
+    inlined: list[Stitched] = []
+    line = [first_line]
 
     def refer(bound: ir.Global) -> None:
-        if bound.name in replacements:
+        if bound.name in written:
             return
         if bound.piece is not None:
             index = submod_index[bound.piece]
@@ -107,19 +142,24 @@ def stitching_functions(
             module = getattr(split_gm, bound.piece)
             if _inlinable(module):
                 name = INLINED_PREFIX + str(index)
-                defs, _, _ = stitching_functions(module, name, False, consts, const_index)
+                defs, _, _ = stitching_functions(module, name, False, consts, const_index, line[0])
                 inlined.extend(defs)
-                replacements[bound.name] = ast.Name(id=name, ctx=_LOAD)
+                line[0] = _next_line(defs[-1].tree)
+                written[bound.name] = ast.Name(id=name, ctx=_LOAD)
+                sources[bound.name] = Inlined(len(inlined) - 1)
             else:
-                replacements[bound.name] = _indexed(SUBMODS, index)
+                written[bound.name] = _indexed(SUBMODS, index)
+                sources[bound.name] = lift.PieceSlot(index)
         elif bound.path is not None and bound.slot in callees:
-            replacements[bound.name] = _dotted(bound.path)
+            written[bound.name] = _dotted(bound.path)
+            sources[bound.name] = lift.Named(bound.path)
         else:
             obj = lowered.bindings[bound.slot]
             if id(obj) not in const_index:
                 const_index[id(obj)] = len(consts)
                 consts.append(obj)
-            replacements[bound.name] = _indexed(CONSTS, const_index[id(obj)])
+            written[bound.name] = _indexed(CONSTS, const_index[id(obj)])
+            sources[bound.name] = lift.ConstSlot(const_index[id(obj)])
 
     # vLLM numbers constants as it writes each node's arguments, and writes
     # an inlined piece's body after the arguments of the call to it.
@@ -136,12 +176,13 @@ def stitching_functions(
         if isinstance(param.default, ir.Global):
             refer(param.default)
 
-    made = _Rewriter(replacements).visit(definition(function))
-    made.name = fn_name
-    if with_submod:
-        made.args.kwonlyargs.append(ast.arg(arg=SUBMODS))
-        made.args.kw_defaults.append(None)
+    made = Stitched(definition(function, line[0]), function, written, tuple(sources.items()), with_submod)
     return [*inlined, made], submod_names, function
+
+
+def _next_line(tree: ast.FunctionDef) -> int:
+    """The line of the def after `tree`: `unparse` writes one line per statement, then a blank one."""
+    return tree.lineno + len(tree.body) + 2
 
 
 def _inlinable(module: object) -> bool:
@@ -150,10 +191,41 @@ def _inlinable(module: object) -> bool:
     return isinstance(module, torch.fx.GraphModule) and not module.graph.find_nodes(op="call_module")
 
 
-def module(functions: list[ast.FunctionDef]) -> ast.Module:
-    """`import torch`, `import operator`, then `functions`: what `generate_execution_code` returns, as a tree."""
+def module(functions: list[Stitched]) -> ast.Module:
+    """`import torch`, `import operator`, then `functions`: what `generate_execution_code` returns, as a tree.
+
+    Rendered with `names=names(functions, len(IMPORTS))`. The entry's def gains the
+    keyword-only `__vllm_submods__` vLLM passes its pieces by; the trees
+    themselves stay as they compile.
+    """
     imports: list[ast.stmt] = [ast.Import(names=[ast.alias(name=root)]) for root in IMPORTS]
-    return ast.fix_missing_locations(ast.Module(body=[*imports, *functions], type_ignores=[]))
+    return ast.Module(body=[*imports, *defs(functions)], type_ignores=[])
+
+
+def defs(functions: list[Stitched]) -> list[ast.stmt]:
+    """The defs of `functions` as the text writes them: an entry that takes the pieces gains `__vllm_submods__`."""
+    made: list[ast.stmt] = []
+    for stitched in functions:
+        tree = stitched.tree
+        if stitched.takes_submods:
+            tree = copy.copy(tree)
+            args = tree.args
+            tree.args = ast.arguments(
+                posonlyargs=args.posonlyargs,
+                args=args.args,
+                vararg=args.vararg,
+                kwonlyargs=[*args.kwonlyargs, ast.arg(arg=SUBMODS)],
+                kw_defaults=[*args.kw_defaults, None],
+                kwarg=args.kwarg,
+                defaults=args.defaults,
+            )
+        made.append(tree)
+    return made
+
+
+def names(functions: list[Stitched], before: int = 0) -> list[dict[str, ast.expr]]:
+    """`unparse`'s `names` for a module of `before` statements, then `functions`' defs."""
+    return [*([{}] * before), *[stitched.written for stitched in functions]]
 
 
 def _operators_as_calls(function: ir.Function) -> ir.Function:
@@ -231,27 +303,3 @@ def _dotted(path: str) -> ast.expr:
     for attribute in attributes:
         value = ast.Attribute(value=value, attr=attribute, ctx=_LOAD)
     return value
-
-
-class _Rewriter(ast.NodeTransformer):
-    """Replaces each read of a global's name by vLLM's expression for it, at the read's line."""
-
-    def __init__(self, replacements: dict[str, ast.expr]) -> None:
-        self.replacements = replacements
-
-    def visit_Name(self, node: ast.Name) -> ast.expr:
-        replacement = self.replacements.get(node.id)
-        if replacement is None or not isinstance(node.ctx, ast.Load):
-            return node
-        # A fresh copy per read: one node object shared by two places in a tree
-        # gets one position for both.
-        return ast.copy_location(_copy(replacement), node)
-
-
-def _copy(node: ast.expr) -> ast.expr:
-    made = type(node)(**{field: getattr(node, field) for field in node._fields})
-    for field in node._fields:
-        child = getattr(made, field)
-        if isinstance(child, ast.expr):
-            setattr(made, field, _copy(child))
-    return made
