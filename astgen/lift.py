@@ -751,8 +751,13 @@ def _origin(node: ast.AST) -> ir.Origin:
     return ir.Origin(f"line {getattr(node, 'lineno', '?')}")
 
 
+def bindable(name: str) -> bool:
+    """Whether the text may bind `name`: an identifier, and not a builtin's, a table's or a dunder."""
+    return is_identifier(name) and name not in _RESERVED and not (name.startswith("__") and name.endswith("__"))
+
+
 def _check_local_name(node: ast.AST, name: str) -> None:
-    if not is_identifier(name) or name in _RESERVED or (name.startswith("__") and name.endswith("__")):
+    if not bindable(name):
         raise _refuse(node, f"name {name!r} is a builtin's, a table's, a dunder or no identifier")
 
 

@@ -406,21 +406,28 @@ def _resolved(path: str, trusted_namespaces: tuple[str, ...]) -> object:
     return importable.resolve(path, trusted_namespaces)
 
 
+Arguments = tuple[dict[str, Callable[..., Any]], list[str], tuple[str, ...]]
+"""The pieces, the piece names and the trusted namespaces a caller gave, checked (`checked`)."""
+
+
+def checked(pieces: object, piece_names: object, trusted_namespaces: Sequence[str]) -> Arguments:
+    """The caller's pieces, piece names and namespaces, each checked for its kind: `TypeError` if not."""
+    namespaces = _namespaces(trusted_namespaces)
+    names = _piece_names(piece_names)
+    return _pieces(pieces), names, namespaces
+
+
 def bind_tables(
     bound: dict[str, Any],
     slots: Sequence[tuple[str, int]],
     const_slots: Sequence[tuple[str, int, bool, bool]],
     named: Sequence[tuple[str, str]],
-    pieces: Mapping[str, Callable[..., Any]],
-    piece_names: Sequence[str],
+    arguments: Arguments,
     consts: Sequence[Any] | None,
-    trusted_namespaces: Sequence[str] = (),
 ) -> None:
     """Put in `bound` each global a verified function reads: pieces by slot (name, index of
-    `piece_names`), constants by slot (name, index, called, enum), named objects by path."""
-    namespaces = _namespaces(trusted_namespaces)
-    names = _piece_names(piece_names)
-    callables = _pieces(pieces)
+    the piece names), constants by slot (name, index, called, enum), named objects by path."""
+    callables, names, namespaces = arguments
     missing: list[str] = []
     for name, index in slots:
         if index >= len(names):
@@ -462,12 +469,10 @@ def bind_verified(
     trusted_namespaces: Sequence[str] = (),
 ) -> Callable[..., Any]:
     """The entry function of a verified text, its globals bound; see `load`."""
-    _namespaces(trusted_namespaces)
-    names = _piece_names(piece_names)
-    _pieces(pieces)
-    _check_piece_order(found, names)
+    arguments = checked(pieces, piece_names, trusted_namespaces)
+    _check_piece_order(found, arguments[1])
     bound: dict[str, Any] = {"__builtins__": BUILTINS, "__name__": "astgen.loaded"}
-    bind_tables(bound, found.pieces, found.consts, found.named, pieces, names, consts, trusted_namespaces)
+    bind_tables(bound, found.pieces, found.consts, found.named, arguments, consts)
     # Defines the function and nothing else: its defaults are literals and bound globals.
     exec(found.module_code, bound)
     fn = bound[found.entry]

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from astgen import importable, ir, lift, loader, vllm_form
-from astgen.errors import CodegenError
 
 # A text is recalled by the compile right after its generation: a few suffice,
 # and each holds its text (about 50 bytes per FX node) and its code.
@@ -130,7 +129,7 @@ def _tables(stitched: vllm_form.Stitched, namespaces: tuple[str, ...]) -> _Table
             return None
     names = [param.value.name for param in stitched.function.params]
     names += [value.name for instruction in stitched.function.body for value in instruction.results]
-    if not all(_bindable(name) for name in [stitched.tree.name, *names]):
+    if not all(map(lift.bindable, names)) or not lift.bindable(stitched.tree.name):
         return None
     pieces, consts, named, inlined = [], [], [], []
     for name, source in stitched.sources:
@@ -149,21 +148,16 @@ def _tables(stitched: vllm_form.Stitched, namespaces: tuple[str, ...]) -> _Table
     return tuple(pieces), tuple(consts), tuple(named), tuple(inlined)
 
 
-def _bindable(name: str) -> bool:
-    try:
-        lift._check_local_name(None, name)  # type: ignore[arg-type]
-    except CodegenError:
-        return False
-    return True
-
-
 def _in_the_language(
     instruction: ir.Instruction, sources: Mapping[str, vllm_form.Source], enums: set[str], namespaces: tuple[str, ...]
 ) -> bool:
     """Whether the lift accepts the statement `instruction` is written as; records the consts given as dtypes."""
     for operand in instruction.operands:
+        kind = type(operand)
+        if kind is ir.Value or kind is ir.Global or kind is ir.Const:
+            continue
         for leaf in ir.operand_leaves(operand):
-            if isinstance(leaf, ir.Builtin) and leaf.name not in lift.CALLABLE_BUILTINS:
+            if type(leaf) is ir.Builtin and leaf.name not in lift.CALLABLE_BUILTINS:
                 return False
     if isinstance(instruction, ir.GetAttr):
         return instruction.attribute in importable.TENSOR_ATTRIBUTES and _receiver(instruction.obj, sources)
@@ -226,10 +220,11 @@ def bind(
     trusted_namespaces: Sequence[str],
 ) -> Callable[..., Any]:
     """The entry function of a remembered text, each def's globals bound as `loader.bind_verified` binds them."""
+    arguments = loader.checked(pieces, piece_names, trusted_namespaces)
     functions: list[Callable[..., Any]] = []
     for made in entry.defs:
         bound: dict[str, Any] = {"__builtins__": loader.BUILTINS, "__name__": "astgen.loaded"}
-        loader.bind_tables(bound, made.pieces, made.consts, made.named, pieces, piece_names, consts, trusted_namespaces)
+        loader.bind_tables(bound, made.pieces, made.consts, made.named, arguments, consts)
         for name, index in made.inlined:
             bound[name] = functions[index]
         # Defines the function and nothing else: its defaults are literals and bound globals.

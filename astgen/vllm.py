@@ -30,12 +30,14 @@ in vLLM when `ASTGEN_VLLM=1`; `install` and `uninstall` do it by hand
 from __future__ import annotations
 
 import ast
+import contextlib
+import gc
 import importlib
 import logging
 import os
 import sys
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch.fx
@@ -86,6 +88,30 @@ def generate_execution_code_with_name(
 
 def generate_execution_code(split_gm: torch.fx.GraphModule) -> tuple[str, list[str], list[Any]]:
     """vLLM's text for `split_gm`'s stitching graph, the pieces it lists (`__vllm_submods__` order), its constants."""
+    with _collector_paused():
+        return _generate_execution_code(split_gm)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector held off while a text and its code are made, if it was on.
+
+    Making them allocates an IR object or tree node per value read, tens of
+    thousands for a big graph, none in a cycle: reference counts free them.
+    The collections those allocations set off found nothing to free and,
+    each walking the objects torch keeps alive, took half the time of
+    `generate_execution_code` at 3,000 FX nodes (113 ms against 58 ms).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _generate_execution_code(split_gm: torch.fx.GraphModule) -> tuple[str, list[str], list[Any]]:
     consts: list[Any] = []
     # The imports, a blank line, then the first def.
     first_line = len(vllm_form.IMPORTS) + 2

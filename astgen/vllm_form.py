@@ -55,6 +55,8 @@ INLINED_PREFIX = "__vllm_inlined_submods__"
 IMPORTS = ("torch", "operator")
 
 _LOAD = ast.Load()
+# Operands that are one name or literal, and so hold no namedtuple to rebuild.
+_LEAVES = (ir.Value, ir.Const, ir.Global, ir.Builtin)
 
 
 class UnnamedCallee(Exception):
@@ -120,8 +122,14 @@ def stitching_functions(
         for instruction in function.body
         if isinstance(instruction, ir.CallFunction) and isinstance(instruction.function, ir.Global)
     ]
-    # A namedtuple the text rebuilds is a call of its class.
-    called += [cls for instruction in function.body for operand in instruction.operands for cls in _classes(operand)]
+    # A namedtuple the text rebuilds is a call of its class. Most operands are names and literals, holding none.
+    called += [
+        cls
+        for instruction in function.body
+        for operand in instruction.operands
+        if type(operand) not in _LEAVES
+        for cls in _classes(operand)
+    ]
     for callee in called:
         if callee.path is None:
             raise UnnamedCallee(callee.name)
@@ -166,7 +174,11 @@ def stitching_functions(
     for instruction in function.body:
         piece = instruction.module if isinstance(instruction, ir.CallModule) else None
         for operand in instruction.operands:
-            if operand is piece:
+            kind = type(operand)
+            if kind is ir.Value or kind is ir.Const or operand is piece:
+                continue
+            if kind is ir.Global:
+                refer(operand)  # type: ignore[arg-type]
                 continue
             for bound in ir.operand_globals(operand):
                 refer(bound)
