@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from astgen import importable, ir, lift, loader, vllm_form
+from astgen.compiled import function_code as compiled_function
 
 # A text is recalled by the compile right after its generation: a few suffice,
 # and each holds its text (about 50 bytes per FX node) and its code.
@@ -42,9 +43,11 @@ ENTRIES = 16
 
 @dataclass(frozen=True)
 class _Def:
-    """One def of a remembered text: the code of a module defining it, and what each global it reads is."""
+    """One def of a remembered text: the code of a module defining it (or, for a def with
+    no defaults, the function's own code), and what each global it reads is."""
 
-    module_code: types.CodeType
+    code: types.CodeType
+    is_module: bool
     name: str
     pieces: tuple[tuple[str, int], ...]
     consts: tuple[tuple[str, int, bool, bool], ...]
@@ -94,19 +97,36 @@ memory = _Memory()
 def remember(text: str, functions: list[vllm_form.Stitched], trusted_namespaces: tuple[str, ...]) -> None:
     """Keep `text`, rendered from `functions`, with their code, where the lift would accept the text."""
     namespaces = tuple(sorted(set(trusted_namespaces)))
-    tables = [_tables(stitched, namespaces) for stitched in functions]
+    # By def, the consts its operators take as dtypes: a copy's are its original's.
+    checked: dict[int, set[str]] = {}
+    tables = [_tables(stitched, namespaces, checked) for stitched in functions]
     if any(table is None for table in tables):
         return
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
     filename = f"<astgen:vllm>.{digest}"
     defs: list[_Def] = []
+    # By the def compiled, its function's code: a copy of it (`Stitched.copy_of`) is that code moved.
+    compiled: dict[int, types.CodeType] = {}
     for stitched, table in zip(functions, tables, strict=True):
         assert table is not None
+        earlier = stitched.copy_of
+        if earlier is not None and id(earlier) in compiled and _plain(stitched.function):
+            code = compiled[id(earlier)]
+            name = stitched.tree.name
+            # Line numbers are kept as offsets from the first line: moving it moves every one.
+            moved = code.replace(
+                co_name=name,
+                co_qualname=name,
+                co_firstlineno=code.co_firstlineno + stitched.tree.lineno - earlier.tree.lineno,
+            )
+            defs.append(_Def(moved, False, name, *table))
+            continue
         with ir.too_deep_is_an_error(stitched.function, "compile"):
             module_code = compile(
                 ast.Module(body=[stitched.tree], type_ignores=[]), filename, "exec", dont_inherit=True
             )
-        defs.append(_Def(module_code, stitched.tree.name, *table))
+        compiled[id(stitched)] = compiled_function(module_code)
+        defs.append(_Def(module_code, True, stitched.tree.name, *table))
     # Tracebacks and pdb show the text's lines: the trees carry them.
     linecache.cache[filename] = (functools.partial(str, text),)
     memory.remember(Remembered(text, tuple(defs)))
@@ -120,16 +140,31 @@ _Tables = tuple[
 ]
 
 
-def _tables(stitched: vllm_form.Stitched, namespaces: tuple[str, ...]) -> _Tables | None:
-    """The def's globals by where they come from, or None where the lift would refuse the text."""
-    sources = dict(stitched.sources)
-    enums: set[str] = set()
-    for instruction in stitched.function.body:
-        if not _in_the_language(instruction, sources, enums, namespaces):
+def _plain(function: ir.Function) -> bool:
+    """Whether `function` takes plain parameters only: made from its code alone, it needs no defaults."""
+    return all(param.default is None and not param.variadic for param in function.params)
+
+
+def _tables(stitched: vllm_form.Stitched, namespaces: tuple[str, ...], checked: dict[int, set[str]]) -> _Tables | None:
+    """The def's globals by where they come from, or None where the lift would refuse the text.
+
+    A copy of a def checked already (`Stitched.copy_of`) is the same IR, its
+    globals of the same kinds: only its own name is checked again.
+    """
+    earlier = stitched.copy_of
+    enums = checked.get(id(earlier)) if earlier is not None else None
+    if enums is None:
+        sources = dict(stitched.sources)
+        enums = set()
+        for instruction in stitched.function.body:
+            if not _in_the_language(instruction, sources, enums, namespaces):
+                return None
+        names = [param.value.name for param in stitched.function.params]
+        names += [value.name for instruction in stitched.function.body for value in instruction.results]
+        if not all(map(lift.bindable, names)):
             return None
-    names = [param.value.name for param in stitched.function.params]
-    names += [value.name for instruction in stitched.function.body for value in instruction.results]
-    if not all(map(lift.bindable, names)) or not lift.bindable(stitched.tree.name):
+        checked[id(stitched)] = enums
+    if not lift.bindable(stitched.tree.name):
         return None
     pieces, consts, named, inlined = [], [], [], []
     for name, source in stitched.sources:
@@ -227,7 +262,10 @@ def bind(
         loader.bind_tables(bound, made.pieces, made.consts, made.named, arguments, consts)
         for name, index in made.inlined:
             bound[name] = functions[index]
-        # Defines the function and nothing else: its defaults are literals and bound globals.
-        exec(made.module_code, bound)
-        functions.append(bound[made.name])
+        if made.is_module:
+            # Defines the function and nothing else: its defaults are literals and bound globals.
+            exec(made.code, bound)
+            functions.append(bound[made.name])
+        else:
+            functions.append(types.FunctionType(made.code, bound, made.name))
     return functions[-1]

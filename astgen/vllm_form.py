@@ -81,6 +81,10 @@ class Stitched:
     written: dict[str, ast.expr]
     sources: tuple[tuple[str, Source], ...]
     takes_submods: bool
+    # An earlier def of the same IR, but for its name, whose body this one's
+    # tree shares: its positions are that def's, so this one is compiled as
+    # that one's code moved to this def's line.
+    copy_of: Stitched | None = None
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,18 @@ def stitching_functions(
     consts: list[Any],
     const_index: dict[int, int],
     first_line: int = 1,
+    seen: dict[ir.Function, Stitched] | None = None,
 ) -> tuple[list[Stitched], list[str], ir.Function]:
     """The defs for `split_gm` (its inlined pieces' first, `fn_name` last), `submod_names`, and `fn_name`'s IR.
 
     New constants are appended to `consts`, and `const_index` (object id ->
     index) records them, so graphs that share the two share slots. The first
     def is at line `first_line` of the text, each next one after a blank line.
+    `seen` holds the inlined defs made so far, by their IR without its name:
+    a piece whose IR is one of them shares its tree's body (a decoder's
+    attention pieces are one graph, many times).
     """
+    seen = {} if seen is None else seen
     calls = split_gm.graph.find_nodes(op="call_module")
     if not with_submod and calls:
         raise RuntimeError(f"call_module is not allowed for codegen target {calls[0].target}.")
@@ -150,7 +159,7 @@ def stitching_functions(
             module = getattr(split_gm, bound.piece)
             if _inlinable(module):
                 name = INLINED_PREFIX + str(index)
-                defs, _, _ = stitching_functions(module, name, False, consts, const_index, line[0])
+                defs, _, _ = stitching_functions(module, name, False, consts, const_index, line[0], seen)
                 inlined.extend(defs)
                 line[0] = _next_line(defs[-1].tree)
                 written[bound.name] = ast.Name(id=name, ctx=_LOAD)
@@ -188,7 +197,16 @@ def stitching_functions(
         if isinstance(param.default, ir.Global):
             refer(param.default)
 
-    made = Stitched(definition(function, line[0]), function, written, tuple(sources.items()), with_submod)
+    key = replace(function, name="")
+    earlier = None if with_submod else seen.get(key)
+    if earlier is None:
+        made = Stitched(definition(function, line[0]), function, written, tuple(sources.items()), with_submod)
+        if not with_submod:
+            seen[key] = made
+    else:
+        tree = copy.copy(earlier.tree)
+        tree.name, tree.lineno = fn_name, line[0]
+        made = Stitched(tree, function, written, tuple(sources.items()), with_submod, earlier)
     return [*inlined, made], submod_names, function
 
 

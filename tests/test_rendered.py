@@ -9,6 +9,7 @@ Each case checks which path ran by the file name the function's code carries:
 from __future__ import annotations
 
 import linecache
+import types
 from typing import Any
 
 import pytest
@@ -147,3 +148,32 @@ def test_tracebacks_show_the_texts_lines() -> None:
     for _, _, line in fn.__code__.co_lines():
         if line is not None and line > first:
             assert linecache.getline(fn.__code__.co_filename, line) == lines[line - 1] + "\n"
+
+
+def test_pieces_of_one_graph_share_code_moved_to_each_ones_lines() -> None:
+    def piece() -> torch.fx.GraphModule:
+        return build(lambda g: g.call_function(torch.relu, (g.placeholder("x"),)))
+
+    def body(g: torch.fx.Graph) -> object:
+        first = g.call_module("first", (g.placeholder("x"),))
+        return g.call_module("second", (first,))
+
+    gm = build(body, first=piece(), second=piece())
+    code, names, consts = generate_execution_code(gm)
+    entry = rendered.recall(code)
+    assert entry is not None and [made.is_module for made in entry.defs] == [True, False, True]
+    fn = compile_execution_fn(code, {}, names, consts)
+    assert torch.equal(fn(X), torch.relu(X))
+    lines = code.splitlines()
+    inlined = sorted(
+        (value for value in fn.__globals__.values() if isinstance(value, types.FunctionType) and value is not fn),
+        key=lambda function: function.__name__,
+    )
+    assert [f.__name__ for f in inlined] == ["__vllm_inlined_submods__0", "__vllm_inlined_submods__1"]
+    assert inlined[0].__code__.co_firstlineno != inlined[1].__code__.co_firstlineno
+    for function in [fn, *inlined]:
+        first = function.__code__.co_firstlineno
+        assert _path(function) == RECALLED and lines[first - 1].startswith(f"def {function.__name__}(")
+        for _, _, line in function.__code__.co_lines():
+            if line is not None and line > first:
+                assert linecache.getline(function.__code__.co_filename, line) == lines[line - 1] + "\n"
