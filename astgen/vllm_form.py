@@ -81,7 +81,7 @@ class Stitched:
     written: dict[str, ast.expr]
     sources: tuple[tuple[str, Source], ...]
     takes_submods: bool
-    # An earlier def of the same IR, but for its name, whose body this one's
+    # An earlier def lowered to the same IR, whose body this one's
     # tree shares: its positions are that def's, so this one is compiled as
     # that one's code moved to this def's line.
     copy_of: Stitched | None = None
@@ -111,9 +111,9 @@ def stitching_functions(
     New constants are appended to `consts`, and `const_index` (object id ->
     index) records them, so graphs that share the two share slots. The first
     def is at line `first_line` of the text, each next one after a blank line.
-    `seen` holds the inlined defs made so far, by their IR without its name:
-    a piece whose IR is one of them shares its tree's body (a decoder's
-    attention pieces are one graph, many times).
+    `seen` holds the inlined defs made so far, by the IR lowering made of
+    them: a piece lowered to one of those shares its def's passes and tree
+    body (a decoder's attention pieces are one graph, many times).
     """
     seen = {} if seen is None else seen
     calls = split_gm.graph.find_nodes(op="call_module")
@@ -124,8 +124,15 @@ def stitching_functions(
     # `lower` names its function with an identifier of its own rules, which
     # refuse a leading underscore; the def is renamed below.
     lowered = lower(split_gm, name="stitching", inline=False)
-    function = replace(lowered.function, name=fn_name)
-    function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
+    # An inlined piece lowered to an IR seen before takes that def's passes and tree. The
+    # passes never read the def's name: every name they keep is clean, and no clean name
+    # starts with `__` as the inlined defs' names do.
+    earlier = None if with_submod else seen.get(lowered.function)
+    if earlier is None:
+        function = replace(lowered.function, name=fn_name)
+        function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
+    else:
+        function = replace(earlier.function, name=fn_name)
     called = [
         instruction.function
         for instruction in function.body
@@ -197,12 +204,10 @@ def stitching_functions(
         if isinstance(param.default, ir.Global):
             refer(param.default)
 
-    key = replace(function, name="")
-    earlier = None if with_submod else seen.get(key)
     if earlier is None:
         made = Stitched(definition(function, line[0]), function, written, tuple(sources.items()), with_submod)
         if not with_submod:
-            seen[key] = made
+            seen[lowered.function] = made
     else:
         tree = copy.copy(earlier.tree)
         tree.name, tree.lineno = fn_name, line[0]
