@@ -110,7 +110,8 @@ def remember(text: str, functions: list[vllm_form.Stitched], trusted_namespaces:
     for stitched, table in zip(functions, tables, strict=True):
         assert table is not None
         earlier = stitched.copy_of
-        if earlier is not None and id(earlier) in compiled and _plain(stitched.function):
+        if earlier is not None:
+            # An inlined def: its parameters are plain (`_tables`), so its code alone makes the function.
             code = compiled[id(earlier)]
             name = stitched.tree.name
             # Line numbers are kept as offsets from the first line: moving it moves every one.
@@ -140,17 +141,15 @@ _Tables = tuple[
 ]
 
 
-def _plain(function: ir.Function) -> bool:
-    """Whether `function` takes plain parameters only: made from its code alone, it needs no defaults."""
-    return all(param.default is None and not param.variadic for param in function.params)
-
-
 def _tables(stitched: vllm_form.Stitched, namespaces: tuple[str, ...], checked: dict[int, set[str]]) -> _Tables | None:
     """The def's globals by where they come from, or None where the lift would refuse the text.
 
     A copy of a def checked already (`Stitched.copy_of`) is the same IR, its
     globals of the same kinds: only its own name is checked again.
     """
+    plain = all(param.default is None and not param.variadic for param in stitched.function.params)
+    if not stitched.takes_submods and not plain:
+        return None  # the lift splices an inlined piece into the entry: its parameters must be plain
     earlier = stitched.copy_of
     enums = checked.get(id(earlier)) if earlier is not None else None
     if enums is None:

@@ -177,3 +177,14 @@ def test_pieces_of_one_graph_share_code_moved_to_each_ones_lines() -> None:
         for _, _, line in function.__code__.co_lines():
             if line is not None and line > first:
                 assert linecache.getline(function.__code__.co_filename, line) == lines[line - 1] + "\n"
+
+
+def test_an_inlined_piece_with_a_default_is_refused_as_the_lift_refuses_it() -> None:
+    def piece(g: torch.fx.Graph) -> object:
+        return g.call_function(torch.add, (g.placeholder("x"), g.placeholder("y", default_value=2)))
+
+    gm = build(lambda g: g.call_module("sub", (g.placeholder("x"),)), sub=build(piece))
+    code, names, consts = generate_execution_code(gm)
+    assert "y=2" in code and rendered.recall(code) is None
+    with pytest.raises(CodegenError, match="plain parameters only"):
+        compile_execution_fn(code, {}, names, consts)
