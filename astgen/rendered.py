@@ -147,13 +147,18 @@ def _tables(stitched: vllm_form.Stitched, namespaces: tuple[str, ...], checked: 
     A copy of a def checked already (`Stitched.copy_of`) is the same IR, its
     globals of the same kinds: only its own name is checked again.
     """
-    plain = all(param.default is None and not param.variadic for param in stitched.function.params)
+    params = stitched.function.params
+    plain = all(param.default is None and not param.variadic for param in params)
     if not stitched.takes_submods and not plain:
         return None  # the lift splices an inlined piece into the entry: its parameters must be plain
+    sources = dict(stitched.sources)
+    for param in params:
+        # A default is a literal or a const: the lift runs nothing when the def is made.
+        if isinstance(param.default, ir.Global) and not isinstance(sources.get(param.default.name), lift.ConstSlot):
+            return None
     earlier = stitched.copy_of
     enums = checked.get(id(earlier)) if earlier is not None else None
     if enums is None:
-        sources = dict(stitched.sources)
         enums = set()
         for instruction in stitched.function.body:
             if not _in_the_language(instruction, sources, enums, namespaces):
@@ -186,12 +191,16 @@ def _in_the_language(
     instruction: ir.Instruction, sources: Mapping[str, vllm_form.Source], enums: set[str], namespaces: tuple[str, ...]
 ) -> bool:
     """Whether the lift accepts the statement `instruction` is written as; records the consts given as dtypes."""
+    piece = instruction.module if type(instruction) is ir.CallModule else None
     for operand in instruction.operands:
         kind = type(operand)
-        if kind is ir.Value or kind is ir.Global or kind is ir.Const:
+        if kind is ir.Value or kind is ir.Const or operand is piece:
             continue
         for leaf in ir.operand_leaves(operand):
             if type(leaf) is ir.Builtin and leaf.name not in lift.CALLABLE_BUILTINS:
+                return False
+            # A piece is only called: the text would read `__vllm_submods__[i]` as a value.
+            if type(leaf) is ir.Global and isinstance(sources.get(leaf.name), lift.PieceSlot):
                 return False
     if isinstance(instruction, ir.GetAttr):
         return instruction.attribute in importable.TENSOR_ATTRIBUTES and _receiver(instruction.obj, sources)
