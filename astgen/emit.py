@@ -395,15 +395,18 @@ def emit(function: ir.Function, const_index: dict[int, int] | None = None) -> as
     return ast.Module(body=[*prelude(function, const_index), definition(function)], type_ignores=[])
 
 
-def definition(function: ir.Function) -> ast.FunctionDef:
+def definition(function: ir.Function, def_line: int | None = None) -> ast.FunctionDef:
     """The module's last statement, `def <name>(params): <body>`, each node at its line in the whole module.
 
     Compiling it alone gives the function `emit`'s module defines, with the
     same lines; what the prelude would bind must then be bound by the caller.
+    `def_line` puts the def at that line instead, for a module laid out
+    otherwise (vLLM's dialect).
     """
-    prelude_lines = len(_imported_roots(function)) + len(function.globals)
-    # `ast.unparse` puts a blank line between a prelude and the def.
-    def_line = prelude_lines + 2 if prelude_lines else 1
+    if def_line is None:
+        prelude_lines = len(_imported_roots(function)) + len(function.globals)
+        # `ast.unparse` puts a blank line between a prelude and the def.
+        def_line = prelude_lines + 2 if prelude_lines else 1
     header = _Builder(def_line)
     names = _reused_names(function)
     instructions = function.body

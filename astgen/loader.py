@@ -81,8 +81,8 @@ def _import_imported(
 
 
 # The builtins a loaded function runs with: those the text may call, nothing else.
-_BUILTINS: dict[str, Any] = {name: vars(builtins)[name] for name in sorted(lift.CALLABLE_BUILTINS)}
-_BUILTINS["__import__"] = _import_imported
+BUILTINS: dict[str, Any] = {name: vars(builtins)[name] for name in sorted(lift.CALLABLE_BUILTINS)}
+BUILTINS["__import__"] = _import_imported
 
 
 @dataclass(frozen=True)
@@ -406,21 +406,30 @@ def _resolved(path: str, trusted_namespaces: tuple[str, ...]) -> object:
     return importable.resolve(path, trusted_namespaces)
 
 
-def bind_verified(
-    found: Verified,
-    pieces: Mapping[str, Callable[..., Any]],
-    piece_names: Sequence[str],
-    consts: Sequence[Any] | None,
-    trusted_namespaces: Sequence[str] = (),
-) -> Callable[..., Any]:
-    """The entry function of a verified text, its globals bound; see `load`."""
+Arguments = tuple[dict[str, Callable[..., Any]], list[str], tuple[str, ...]]
+"""The pieces, the piece names and the trusted namespaces a caller gave, checked (`checked`)."""
+
+
+def checked(pieces: object, piece_names: object, trusted_namespaces: Sequence[str]) -> Arguments:
+    """The caller's pieces, piece names and namespaces, each checked for its kind: `TypeError` if not."""
     namespaces = _namespaces(trusted_namespaces)
     names = _piece_names(piece_names)
-    callables = _pieces(pieces)
-    _check_piece_order(found, names)
-    bound: dict[str, Any] = {"__builtins__": _BUILTINS, "__name__": "astgen.loaded"}
+    return _pieces(pieces), names, namespaces
+
+
+def bind_tables(
+    bound: dict[str, Any],
+    slots: Sequence[tuple[str, int]],
+    const_slots: Sequence[tuple[str, int, bool, bool]],
+    named: Sequence[tuple[str, str]],
+    arguments: Arguments,
+    consts: Sequence[Any] | None,
+) -> None:
+    """Put in `bound` each global a verified function reads: pieces by slot (name, index of
+    the piece names), constants by slot (name, index, called, enum), named objects by path."""
+    callables, names, namespaces = arguments
     missing: list[str] = []
-    for name, index in found.pieces:
+    for name, index in slots:
         if index >= len(names):
             raise CodegenError(f"code text reads piece slot {index}, but only {len(names)} piece names are given")
         piece = names[index]
@@ -428,7 +437,7 @@ def bind_verified(
             bound[name] = fast_callable(callables[piece])
         else:
             missing.append(piece)
-    for name, index, called, enum in found.consts:
+    for name, index, called, enum in const_slots:
         if consts is None:
             raise CodegenError(f"code text reads const {index}, but no consts are given")
         if index >= len(consts):
@@ -443,13 +452,27 @@ def bind_verified(
                 f"code text gives const {index} ({type(obj).__name__}) to an operator as a dtype, layout or memory format"
             )
         bound[name] = obj
-    for name, path in found.named:
+    for name, path in named:
         try:
             bound[name] = _resolved(path, namespaces)
         except LookupError as error:
             raise CodegenError(f"code text names {path!r}: {error}") from None
     if missing:
         raise CodegenError(f"code text calls piece(s) {', '.join(map(repr, missing))}, but no callable is given")
+
+
+def bind_verified(
+    found: Verified,
+    pieces: Mapping[str, Callable[..., Any]],
+    piece_names: Sequence[str],
+    consts: Sequence[Any] | None,
+    trusted_namespaces: Sequence[str] = (),
+) -> Callable[..., Any]:
+    """The entry function of a verified text, its globals bound; see `load`."""
+    arguments = checked(pieces, piece_names, trusted_namespaces)
+    _check_piece_order(found, arguments[1])
+    bound: dict[str, Any] = {"__builtins__": BUILTINS, "__name__": "astgen.loaded"}
+    bind_tables(bound, found.pieces, found.consts, found.named, arguments, consts)
     # Defines the function and nothing else: its defaults are literals and bound globals.
     exec(found.module_code, bound)
     fn = bound[found.entry]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import copy
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from astgen import ir
@@ -80,212 +80,254 @@ _COMPARISONS: dict[type[ast.cmpop], str] = {
 _INFINITY = "1e" + repr(sys.float_info.max_10_exp + 1)
 
 
-def _expression(node: Any, precedence: int = _TEST) -> str:
-    """`node`'s text where the context binds as tightly as `precedence`."""
-    kind = type(node)
-    if kind is ast.Name:
-        return node.id  # type: ignore[no-any-return]
-    writer = _EXPRESSIONS.get(kind)
-    if writer is None:
+class _Writer:
+    """The text of one tree; `names` maps a name the tree reads to the text written in its place."""
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self.names = names
+
+    def _expression(self, node: Any, precedence: int = _TEST) -> str:
+        """`node`'s text where the context binds as tightly as `precedence`."""
+        kind = type(node)
+        if kind is ast.Name:
+            if self.names and type(node.ctx) is ast.Load:
+                return self.names.get(node.id, node.id)
+            return node.id  # type: ignore[no-any-return]
+        writer = _EXPRESSIONS.get(kind)
+        if writer is None:
+            raise UnsupportedNode(kind.__name__)
+        return writer(self, node, precedence)
+
+    def _items(self, elements: list[Any]) -> str:
+        """Elements separated by commas; a single one keeps its trailing comma."""
+        if len(elements) == 1:
+            return self._expression(elements[0]) + ","
+        return ", ".join([self._expression(element) for element in elements])
+
+    def _constant(self, node: ast.Constant, precedence: int) -> str:
+        value = node.value
+        if value is ...:
+            return "..."
+        if isinstance(value, tuple):
+            raise UnsupportedNode("tuple constant")
+        prefix = "u" if node.kind == "u" else ""
+        if isinstance(value, (float, complex)):
+            return prefix + repr(value).replace("inf", _INFINITY).replace("nan", f"({_INFINITY}-{_INFINITY})")
+        return prefix + repr(value)
+
+    def _call(self, node: ast.Call, precedence: int) -> str:
+        parts = [self._expression(argument) for argument in node.args]
+        for keyword in node.keywords:
+            if type(keyword) is not ast.keyword:
+                raise UnsupportedNode(type(keyword).__name__)
+            value = self._expression(keyword.value)
+            parts.append("**" + value if keyword.arg is None else keyword.arg + "=" + value)
+        return self._expression(node.func, _ATOM) + "(" + ", ".join(parts) + ")"
+
+    def _attribute(self, node: ast.Attribute, precedence: int) -> str:
+        value = node.value
+        # `3.real` does not parse: an int literal is followed by a space.
+        space = " " if isinstance(value, ast.Constant) and isinstance(value.value, int) else ""
+        return self._expression(value, _ATOM) + space + "." + node.attr
+
+    def _subscript(self, node: ast.Subscript, precedence: int) -> str:
+        key = node.slice
+        inside = self._items(key.elts) if type(key) is ast.Tuple and key.elts else self._expression(key)
+        return self._expression(node.value, _ATOM) + "[" + inside + "]"
+
+    def _slice(self, node: ast.Slice, precedence: int) -> str:
+        text = (self._expression(node.lower) if node.lower else "") + ":"
+        if node.upper:
+            text += self._expression(node.upper)
+        if node.step:
+            text += ":" + self._expression(node.step)
+        return text
+
+    def _tuple(self, node: ast.Tuple, precedence: int) -> str:
+        elements = node.elts
+        text = self._items(elements)
+        return "(" + text + ")" if not elements or precedence > _TUPLE else text
+
+    def _list(self, node: ast.List, precedence: int) -> str:
+        return "[" + ", ".join([self._expression(element) for element in node.elts]) + "]"
+
+    def _dict(self, node: ast.Dict, precedence: int) -> str:
+        items = [
+            "**" + self._expression(value, _EXPR)
+            if key is None
+            else self._expression(key) + ": " + self._expression(value)
+            for key, value in zip(node.keys, node.values, strict=False)
+        ]
+        return "{" + ", ".join(items) + "}"
+
+    def _starred(self, node: ast.Starred, precedence: int) -> str:
+        return "*" + self._expression(node.value, _EXPR)
+
+    def _binary(self, node: ast.BinOp, precedence: int) -> str:
+        found = _BINARY_OPERATORS.get(type(node.op))
+        if found is None:
+            raise UnsupportedNode(type(node.op).__name__)
+        symbol, own = found
+        tighter = min(own + 1, _ATOM)
+        # `**` groups to the right, every other operator to the left.
+        left, right = (tighter, own) if own == _POWER else (own, tighter)
+        text = self._expression(node.left, left) + " " + symbol + " " + self._expression(node.right, right)
+        return "(" + text + ")" if precedence > own else text
+
+    def _unary(self, node: ast.UnaryOp, precedence: int) -> str:
+        found = _UNARY_OPERATORS.get(type(node.op))
+        if found is None:
+            raise UnsupportedNode(type(node.op).__name__)
+        symbol, own = found
+        text = symbol + self._expression(node.operand, own)
+        return "(" + text + ")" if precedence > own else text
+
+    def _compare(self, node: ast.Compare, precedence: int) -> str:
+        text = self._expression(node.left, _CMP + 1)
+        for op, comparator in zip(node.ops, node.comparators, strict=False):
+            symbol = _COMPARISONS.get(type(op))
+            if symbol is None:
+                raise UnsupportedNode(type(op).__name__)
+            text += " " + symbol + " " + self._expression(comparator, _CMP + 1)
+        return "(" + text + ")" if precedence > _CMP else text
+
+    def _statement(self, node: Any) -> str:
+        """A simple statement's text, without indentation."""
+        kind = type(node)
+        if kind is ast.Assign:
+            if node.type_comment is not None:
+                raise UnsupportedNode("type comment")
+            targets = [self._expression(target, _TUPLE) + " = " for target in node.targets]
+            return "".join(targets) + self._expression(node.value)
+        if kind is ast.Delete:
+            return "del " + ", ".join([self._expression(target) for target in node.targets])
+        if kind is ast.Return:
+            return "return " + self._expression(node.value) if node.value else "return"
+        if kind is ast.Import:
+            names = []
+            for alias in node.names:
+                if type(alias) is not ast.alias:
+                    raise UnsupportedNode(type(alias).__name__)
+                names.append(alias.name + " as " + alias.asname if alias.asname else alias.name)
+            return "import " + ", ".join(names)
         raise UnsupportedNode(kind.__name__)
-    return writer(node, precedence)
+
+    def _parameter(self, parameter: ast.arg, default: Any) -> str:
+        if type(parameter) is not ast.arg or parameter.annotation:
+            raise UnsupportedNode("annotated parameter")
+        return parameter.arg + "=" + self._expression(default) if default else parameter.arg
+
+    def _arguments(self, node: ast.arguments) -> str:
+        if type(node) is not ast.arguments or node.kwarg:
+            raise UnsupportedNode("**kwargs")
+        positional = node.posonlyargs + node.args
+        defaults = [None] * (len(positional) - len(node.defaults)) + node.defaults
+        parts = []
+        for index, (parameter, default) in enumerate(zip(positional, defaults, strict=False), 1):
+            parts.append(self._parameter(parameter, default))
+            if index == len(node.posonlyargs):
+                parts[-1] += ", /"
+        if node.vararg or node.kwonlyargs:
+            parts.append("*" + (self._parameter(node.vararg, None) if node.vararg else ""))
+        parts += [
+            self._parameter(parameter, default)
+            for parameter, default in zip(node.kwonlyargs, node.kw_defaults, strict=False)
+        ]
+        return ", ".join(parts)
+
+    def _definition(self, node: ast.FunctionDef) -> list[str]:
+        if node.decorator_list or node.returns or node.type_comment is not None:
+            raise UnsupportedNode("decorated, annotated or type-commented def")
+        lines = ["def " + node.name + "(" + self._arguments(node.args) + "):"]
+        lines += ["    " + self._statement(statement) for statement in node.body]
+        return lines
 
 
-def _items(elements: list[Any]) -> str:
-    """Elements separated by commas; a single one keeps its trailing comma."""
-    if len(elements) == 1:
-        return _expression(elements[0]) + ","
-    return ", ".join([_expression(element) for element in elements])
-
-
-def _constant(node: ast.Constant, precedence: int) -> str:
-    value = node.value
-    if value is ...:
-        return "..."
-    if isinstance(value, tuple):
-        raise UnsupportedNode("tuple constant")
-    prefix = "u" if node.kind == "u" else ""
-    if isinstance(value, (float, complex)):
-        return prefix + repr(value).replace("inf", _INFINITY).replace("nan", f"({_INFINITY}-{_INFINITY})")
-    return prefix + repr(value)
-
-
-def _call(node: ast.Call, precedence: int) -> str:
-    parts = [_expression(argument) for argument in node.args]
-    for keyword in node.keywords:
-        if type(keyword) is not ast.keyword:
-            raise UnsupportedNode(type(keyword).__name__)
-        value = _expression(keyword.value)
-        parts.append("**" + value if keyword.arg is None else keyword.arg + "=" + value)
-    return _expression(node.func, _ATOM) + "(" + ", ".join(parts) + ")"
-
-
-def _attribute(node: ast.Attribute, precedence: int) -> str:
-    value = node.value
-    # `3.real` does not parse: an int literal is followed by a space.
-    space = " " if isinstance(value, ast.Constant) and isinstance(value.value, int) else ""
-    return _expression(value, _ATOM) + space + "." + node.attr
-
-
-def _subscript(node: ast.Subscript, precedence: int) -> str:
-    key = node.slice
-    inside = _items(key.elts) if type(key) is ast.Tuple and key.elts else _expression(key)
-    return _expression(node.value, _ATOM) + "[" + inside + "]"
-
-
-def _slice(node: ast.Slice, precedence: int) -> str:
-    text = (_expression(node.lower) if node.lower else "") + ":"
-    if node.upper:
-        text += _expression(node.upper)
-    if node.step:
-        text += ":" + _expression(node.step)
-    return text
-
-
-def _tuple(node: ast.Tuple, precedence: int) -> str:
-    elements = node.elts
-    text = _items(elements)
-    return "(" + text + ")" if not elements or precedence > _TUPLE else text
-
-
-def _list(node: ast.List, precedence: int) -> str:
-    return "[" + ", ".join([_expression(element) for element in node.elts]) + "]"
-
-
-def _dict(node: ast.Dict, precedence: int) -> str:
-    items = [
-        "**" + _expression(value, _EXPR) if key is None else _expression(key) + ": " + _expression(value)
-        for key, value in zip(node.keys, node.values, strict=False)
-    ]
-    return "{" + ", ".join(items) + "}"
-
-
-def _starred(node: ast.Starred, precedence: int) -> str:
-    return "*" + _expression(node.value, _EXPR)
-
-
-def _binary(node: ast.BinOp, precedence: int) -> str:
-    found = _BINARY_OPERATORS.get(type(node.op))
-    if found is None:
-        raise UnsupportedNode(type(node.op).__name__)
-    symbol, own = found
-    tighter = min(own + 1, _ATOM)
-    # `**` groups to the right, every other operator to the left.
-    left, right = (tighter, own) if own == _POWER else (own, tighter)
-    text = _expression(node.left, left) + " " + symbol + " " + _expression(node.right, right)
-    return "(" + text + ")" if precedence > own else text
-
-
-def _unary(node: ast.UnaryOp, precedence: int) -> str:
-    found = _UNARY_OPERATORS.get(type(node.op))
-    if found is None:
-        raise UnsupportedNode(type(node.op).__name__)
-    symbol, own = found
-    text = symbol + _expression(node.operand, own)
-    return "(" + text + ")" if precedence > own else text
-
-
-def _compare(node: ast.Compare, precedence: int) -> str:
-    text = _expression(node.left, _CMP + 1)
-    for op, comparator in zip(node.ops, node.comparators, strict=False):
-        symbol = _COMPARISONS.get(type(op))
-        if symbol is None:
-            raise UnsupportedNode(type(op).__name__)
-        text += " " + symbol + " " + _expression(comparator, _CMP + 1)
-    return "(" + text + ")" if precedence > _CMP else text
-
-
-_EXPRESSIONS: dict[type, Callable[[Any, int], str]] = {
-    ast.Constant: _constant,
-    ast.Call: _call,
-    ast.Attribute: _attribute,
-    ast.Subscript: _subscript,
-    ast.Slice: _slice,
-    ast.Tuple: _tuple,
-    ast.List: _list,
-    ast.Dict: _dict,
-    ast.Starred: _starred,
-    ast.BinOp: _binary,
-    ast.UnaryOp: _unary,
-    ast.Compare: _compare,
+_EXPRESSIONS: dict[type, Callable[[_Writer, Any, int], str]] = {
+    ast.Constant: _Writer._constant,
+    ast.Call: _Writer._call,
+    ast.Attribute: _Writer._attribute,
+    ast.Subscript: _Writer._subscript,
+    ast.Slice: _Writer._slice,
+    ast.Tuple: _Writer._tuple,
+    ast.List: _Writer._list,
+    ast.Dict: _Writer._dict,
+    ast.Starred: _Writer._starred,
+    ast.BinOp: _Writer._binary,
+    ast.UnaryOp: _Writer._unary,
+    ast.Compare: _Writer._compare,
 }
 
 
-def _statement(node: Any) -> str:
-    """A simple statement's text, without indentation."""
-    kind = type(node)
-    if kind is ast.Assign:
-        if node.type_comment is not None:
-            raise UnsupportedNode("type comment")
-        targets = [_expression(target, _TUPLE) + " = " for target in node.targets]
-        return "".join(targets) + _expression(node.value)
-    if kind is ast.Delete:
-        return "del " + ", ".join([_expression(target) for target in node.targets])
-    if kind is ast.Return:
-        return "return " + _expression(node.value) if node.value else "return"
-    if kind is ast.Import:
-        names = []
-        for alias in node.names:
-            if type(alias) is not ast.alias:
-                raise UnsupportedNode(type(alias).__name__)
-            names.append(alias.name + " as " + alias.asname if alias.asname else alias.name)
-        return "import " + ", ".join(names)
-    raise UnsupportedNode(kind.__name__)
+Names = Sequence[Mapping[str, ast.expr]]
+"""For each statement of a module, the names it reads that are written otherwise, and what is written."""
 
 
-def _parameter(parameter: ast.arg, default: Any) -> str:
-    if type(parameter) is not ast.arg or parameter.annotation:
-        raise UnsupportedNode("annotated parameter")
-    return parameter.arg + "=" + _expression(default) if default else parameter.arg
+def unparse_subset(tree: ast.Module, names: Names = ()) -> str:
+    """`ast.unparse(tree)` for a module of the forms emit makes; `UnsupportedNode` for any other.
 
-
-def _arguments(node: ast.arguments) -> str:
-    if type(node) is not ast.arguments or node.kwarg:
-        raise UnsupportedNode("**kwargs")
-    positional = node.posonlyargs + node.args
-    defaults = [None] * (len(positional) - len(node.defaults)) + node.defaults
-    parts = []
-    for index, (parameter, default) in enumerate(zip(positional, defaults, strict=False), 1):
-        parts.append(_parameter(parameter, default))
-        if index == len(node.posonlyargs):
-            parts[-1] += ", /"
-    if node.vararg or node.kwonlyargs:
-        parts.append("*" + (_parameter(node.vararg, None) if node.vararg else ""))
-    parts += [
-        _parameter(parameter, default) for parameter, default in zip(node.kwonlyargs, node.kw_defaults, strict=False)
-    ]
-    return ", ".join(parts)
-
-
-def _definition(node: ast.FunctionDef) -> list[str]:
-    if node.decorator_list or node.returns or node.type_comment is not None:
-        raise UnsupportedNode("decorated, annotated or type-commented def")
-    lines = ["def " + node.name + "(" + _arguments(node.args) + "):"]
-    lines += ["    " + _statement(statement) for statement in node.body]
-    return lines
-
-
-def unparse_subset(tree: ast.Module) -> str:
-    """`ast.unparse(tree)` for a module of the forms emit makes; `UnsupportedNode` for any other."""
+    With `names`, each read of a name `names[i]` holds, in statement i, is
+    written as its expression, as if that expression stood in the tree
+    there. Only a name, a dotted name or a subscript of one with a constant
+    (what vLLM's dialect writes for a global) may stand in: each writes the
+    same at any precedence.
+    """
     if type(tree) is not ast.Module or tree.type_ignores:
         raise UnsupportedNode("not a module without type ignores")
+    plain = _Writer({})
     lines: list[str] = []
-    for statement in tree.body:
+    for index, statement in enumerate(tree.body):
+        replaced = names[index] if index < len(names) else None
+        writer = plain
+        if replaced:
+            writer = _Writer({name: plain._expression(_atom(value), _ATOM) for name, value in replaced.items()})
         if type(statement) is ast.FunctionDef:
             if lines:
                 lines.append("")  # `ast.unparse` sets a definition off with a blank line
-            lines += _definition(statement)
+            lines += writer._definition(statement)
         else:
-            lines.append(_statement(statement))
+            lines.append(writer._statement(statement))
     return "\n".join(lines)
 
 
-def unparse(tree: ast.Module) -> str:
-    """`ast.unparse(tree)`, byte for byte: by `unparse_subset` where it can, else by `ast.unparse`."""
+def unparse(tree: ast.Module, names: Names = ()) -> str:
+    """`ast.unparse(tree)`, byte for byte: by `unparse_subset` where it can, else by `ast.unparse`.
+
+    `names` as for `unparse_subset`; `ast.unparse` then writes a copy of the
+    tree with each of those reads replaced.
+    """
     try:
-        return unparse_subset(tree)
+        return unparse_subset(tree, names)
     except UnsupportedNode:
-        return ast.unparse(tree)
+        return ast.unparse(_replaced(tree, names) if names else tree)
+
+
+def _atom(node: ast.expr) -> ast.expr:
+    """`node`, checked to be a form that writes the same at any precedence."""
+    inner = node.value if type(node) is ast.Subscript and type(node.slice) is ast.Constant else node
+    while type(inner) is ast.Attribute:
+        inner = inner.value
+    if type(inner) is not ast.Name:
+        raise ValueError(f"a name may be replaced by a name, a dotted name or a subscript of one, not {ast.dump(node)}")
+    return node
+
+
+class _Replacer(ast.NodeTransformer):
+    def __init__(self, names: Mapping[str, ast.expr]) -> None:
+        self.names = names
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id in self.names and isinstance(node.ctx, ast.Load):
+            return copy.deepcopy(_atom(self.names[node.id]))
+        return node
+
+
+def _replaced(tree: ast.Module, names: Names) -> ast.Module:
+    body = [
+        _Replacer(names[index]).visit(copy.deepcopy(statement)) if index < len(names) else statement
+        for index, statement in enumerate(tree.body)
+    ]
+    return ast.Module(body=body, type_ignores=tree.type_ignores)
 
 
 # ---------------------------------------------------------------- for people

@@ -30,19 +30,21 @@ attribute reads, which vLLM refuses.
 
 The stage starts from the IR `astgen.lower` makes of each graph, without
 inlining; `astgen.passes.insert_deletes` places the `del`s and
-`astgen.emit.definition` builds each `def`; this module then rewrites the
-globals the def reads into vLLM's expressions for them.
+`astgen.emit.definition` builds each `def`, reading its globals by name, as
+it compiles; this module says what vLLM's text writes for each of them
+(`Stitched.written`), which `render.unparse` writes in their place.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import replace
+import copy
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch.fx
 
-from astgen import ir
+from astgen import ir, lift
 from astgen.emit import definition
 from astgen.lower import lower
 from astgen.passes import assign_names, insert_deletes
@@ -53,11 +55,46 @@ INLINED_PREFIX = "__vllm_inlined_submods__"
 IMPORTS = ("torch", "operator")
 
 _LOAD = ast.Load()
+# Operands that are one name or literal, and so hold no namedtuple to rebuild.
+_LEAVES = (ir.Value, ir.Const, ir.Global, ir.Builtin)
 
 
 class UnnamedCallee(Exception):
     """The graph calls a function no dotted path names: vLLM's dialect could call it only as a
     `__vllm_consts__[i](...)`, which astgen's loader refuses (it calls no object from a table)."""
+
+
+@dataclass(frozen=True)
+class Stitched:
+    """One def of vLLM's text, as astgen emits it: its globals read by name, and for each what vLLM writes.
+
+    `tree` compiles to a function that reads each global by name, as
+    astgen's loader binds them; the text writes `written[name]` in its place
+    (`unparse(..., names=written)`), and the entry takes `__vllm_submods__`
+    (`module` adds it). `sources` says where each global comes from: a
+    `lift.PieceSlot` or `lift.ConstSlot` of the tables, a `lift.Named` path,
+    or an `Inlined` def of the same text.
+    """
+
+    tree: ast.FunctionDef
+    function: ir.Function
+    written: dict[str, ast.expr]
+    sources: tuple[tuple[str, Source], ...]
+    takes_submods: bool
+    # An earlier def lowered to the same IR, whose body this one's
+    # tree shares: its positions are that def's, so this one is compiled as
+    # that one's code moved to this def's line.
+    copy_of: Stitched | None = None
+
+
+@dataclass(frozen=True)
+class Inlined:
+    """The def at `index` of the same text, an `__vllm_inlined_submods__<i>` function."""
+
+    index: int
+
+
+Source = lift.PieceSlot | lift.ConstSlot | lift.Named | Inlined
 
 
 def stitching_functions(
@@ -66,12 +103,19 @@ def stitching_functions(
     with_submod: bool,
     consts: list[Any],
     const_index: dict[int, int],
-) -> tuple[list[ast.FunctionDef], list[str], ir.Function]:
+    first_line: int = 1,
+    seen: dict[ir.Function, Stitched] | None = None,
+) -> tuple[list[Stitched], list[str], ir.Function]:
     """The defs for `split_gm` (its inlined pieces' first, `fn_name` last), `submod_names`, and `fn_name`'s IR.
 
     New constants are appended to `consts`, and `const_index` (object id ->
-    index) records them, so graphs that share the two share slots.
+    index) records them, so graphs that share the two share slots. The first
+    def is at line `first_line` of the text, each next one after a blank line.
+    `seen` holds the inlined defs made so far, by the IR lowering made of
+    them: a piece lowered to one of those shares its def's passes and tree
+    body (a decoder's attention pieces are one graph, many times).
     """
+    seen = {} if seen is None else seen
     calls = split_gm.graph.find_nodes(op="call_module")
     if not with_submod and calls:
         raise RuntimeError(f"call_module is not allowed for codegen target {calls[0].target}.")
@@ -80,24 +124,39 @@ def stitching_functions(
     # `lower` names its function with an identifier of its own rules, which
     # refuse a leading underscore; the def is renamed below.
     lowered = lower(split_gm, name="stitching", inline=False)
-    function = replace(lowered.function, name=fn_name)
-    function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
+    # An inlined piece lowered to an IR seen before takes that def's passes and tree. The
+    # passes never read the def's name: every name they keep is clean, and no clean name
+    # starts with `__` as the inlined defs' names do.
+    earlier = None if with_submod else seen.get(lowered.function)
+    if earlier is None:
+        function = replace(lowered.function, name=fn_name)
+        function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
+    else:
+        function = replace(earlier.function, name=fn_name)
     called = [
         instruction.function
         for instruction in function.body
         if isinstance(instruction, ir.CallFunction) and isinstance(instruction.function, ir.Global)
     ]
-    # A namedtuple the text rebuilds is a call of its class.
-    called += [cls for instruction in function.body for operand in instruction.operands for cls in _classes(operand)]
+    # A namedtuple the text rebuilds is a call of its class. Most operands are names and literals, holding none.
+    called += [
+        cls
+        for instruction in function.body
+        for operand in instruction.operands
+        if type(operand) not in _LEAVES
+        for cls in _classes(operand)
+    ]
     for callee in called:
         if callee.path is None:
             raise UnnamedCallee(callee.name)
     callees = {callee.slot for callee in called}
-    replacements: dict[str, ast.expr] = {}
-    inlined: list[ast.FunctionDef] = []
+    written: dict[str, ast.expr] = {}
+    sources: dict[str, Source] = {}
+    inlined: list[Stitched] = []
+    line = [first_line]
 
     def refer(bound: ir.Global) -> None:
-        if bound.name in replacements:
+        if bound.name in written:
             return
         if bound.piece is not None:
             index = submod_index[bound.piece]
@@ -107,26 +166,35 @@ def stitching_functions(
             module = getattr(split_gm, bound.piece)
             if _inlinable(module):
                 name = INLINED_PREFIX + str(index)
-                defs, _, _ = stitching_functions(module, name, False, consts, const_index)
+                defs, _, _ = stitching_functions(module, name, False, consts, const_index, line[0], seen)
                 inlined.extend(defs)
-                replacements[bound.name] = ast.Name(id=name, ctx=_LOAD)
+                line[0] = _next_line(defs[-1].tree)
+                written[bound.name] = ast.Name(id=name, ctx=_LOAD)
+                sources[bound.name] = Inlined(len(inlined) - 1)
             else:
-                replacements[bound.name] = _indexed(SUBMODS, index)
+                written[bound.name] = _indexed(SUBMODS, index)
+                sources[bound.name] = lift.PieceSlot(index)
         elif bound.path is not None and bound.slot in callees:
-            replacements[bound.name] = _dotted(bound.path)
+            written[bound.name] = _dotted(bound.path)
+            sources[bound.name] = lift.Named(bound.path)
         else:
             obj = lowered.bindings[bound.slot]
             if id(obj) not in const_index:
                 const_index[id(obj)] = len(consts)
                 consts.append(obj)
-            replacements[bound.name] = _indexed(CONSTS, const_index[id(obj)])
+            written[bound.name] = _indexed(CONSTS, const_index[id(obj)])
+            sources[bound.name] = lift.ConstSlot(const_index[id(obj)])
 
     # vLLM numbers constants as it writes each node's arguments, and writes
     # an inlined piece's body after the arguments of the call to it.
     for instruction in function.body:
         piece = instruction.module if isinstance(instruction, ir.CallModule) else None
         for operand in instruction.operands:
-            if operand is piece:
+            kind = type(operand)
+            if kind is ir.Value or kind is ir.Const or operand is piece:
+                continue
+            if kind is ir.Global:
+                refer(operand)  # type: ignore[arg-type]
                 continue
             for bound in ir.operand_globals(operand):
                 refer(bound)
@@ -136,12 +204,20 @@ def stitching_functions(
         if isinstance(param.default, ir.Global):
             refer(param.default)
 
-    made = _Rewriter(replacements).visit(definition(function))
-    made.name = fn_name
-    if with_submod:
-        made.args.kwonlyargs.append(ast.arg(arg=SUBMODS))
-        made.args.kw_defaults.append(None)
+    if earlier is None:
+        made = Stitched(definition(function, line[0]), function, written, tuple(sources.items()), with_submod)
+        if not with_submod:
+            seen[lowered.function] = made
+    else:
+        tree = copy.copy(earlier.tree)
+        tree.name, tree.lineno = fn_name, line[0]
+        made = Stitched(tree, function, written, tuple(sources.items()), with_submod, earlier)
     return [*inlined, made], submod_names, function
+
+
+def _next_line(tree: ast.FunctionDef) -> int:
+    """The line of the def after `tree`: `unparse` writes one line per statement, then a blank one."""
+    return tree.lineno + len(tree.body) + 2
 
 
 def _inlinable(module: object) -> bool:
@@ -150,10 +226,41 @@ def _inlinable(module: object) -> bool:
     return isinstance(module, torch.fx.GraphModule) and not module.graph.find_nodes(op="call_module")
 
 
-def module(functions: list[ast.FunctionDef]) -> ast.Module:
-    """`import torch`, `import operator`, then `functions`: what `generate_execution_code` returns, as a tree."""
+def module(functions: list[Stitched]) -> ast.Module:
+    """`import torch`, `import operator`, then `functions`: what `generate_execution_code` returns, as a tree.
+
+    Rendered with `names=names(functions, len(IMPORTS))`. The entry's def gains the
+    keyword-only `__vllm_submods__` vLLM passes its pieces by; the trees
+    themselves stay as they compile.
+    """
     imports: list[ast.stmt] = [ast.Import(names=[ast.alias(name=root)]) for root in IMPORTS]
-    return ast.fix_missing_locations(ast.Module(body=[*imports, *functions], type_ignores=[]))
+    return ast.Module(body=[*imports, *defs(functions)], type_ignores=[])
+
+
+def defs(functions: list[Stitched]) -> list[ast.stmt]:
+    """The defs of `functions` as the text writes them: an entry that takes the pieces gains `__vllm_submods__`."""
+    made: list[ast.stmt] = []
+    for stitched in functions:
+        tree = stitched.tree
+        if stitched.takes_submods:
+            tree = copy.copy(tree)
+            args = tree.args
+            tree.args = ast.arguments(
+                posonlyargs=args.posonlyargs,
+                args=args.args,
+                vararg=args.vararg,
+                kwonlyargs=[*args.kwonlyargs, ast.arg(arg=SUBMODS)],
+                kw_defaults=[*args.kw_defaults, None],
+                kwarg=args.kwarg,
+                defaults=args.defaults,
+            )
+        made.append(tree)
+    return made
+
+
+def names(functions: list[Stitched], before: int = 0) -> list[dict[str, ast.expr]]:
+    """`unparse`'s `names` for a module of `before` statements, then `functions`' defs."""
+    return [*([{}] * before), *[stitched.written for stitched in functions]]
 
 
 def _operators_as_calls(function: ir.Function) -> ir.Function:
@@ -231,27 +338,3 @@ def _dotted(path: str) -> ast.expr:
     for attribute in attributes:
         value = ast.Attribute(value=value, attr=attribute, ctx=_LOAD)
     return value
-
-
-class _Rewriter(ast.NodeTransformer):
-    """Replaces each read of a global's name by vLLM's expression for it, at the read's line."""
-
-    def __init__(self, replacements: dict[str, ast.expr]) -> None:
-        self.replacements = replacements
-
-    def visit_Name(self, node: ast.Name) -> ast.expr:
-        replacement = self.replacements.get(node.id)
-        if replacement is None or not isinstance(node.ctx, ast.Load):
-            return node
-        # A fresh copy per read: one node object shared by two places in a tree
-        # gets one position for both.
-        return ast.copy_location(_copy(replacement), node)
-
-
-def _copy(node: ast.expr) -> ast.expr:
-    made = type(node)(**{field: getattr(node, field) for field in node._fields})
-    for field in node._fields:
-        child = getattr(made, field)
-        if isinstance(child, ast.expr):
-            setattr(made, field, _copy(child))
-    return made

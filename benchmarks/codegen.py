@@ -20,7 +20,7 @@ from typing import Any
 
 import astgen
 import astgen.vllm as astgen_vllm
-from astgen import compiled, loader
+from astgen import compiled, loader, rendered
 from benchmarks import graphs, string_baseline, timing, vllm033
 
 ASTGEN = "astgen compile (cache=False)"
@@ -86,9 +86,11 @@ VLLM_NODES = (8, 500, 3000)
 
 
 def _cold_astgen(gm: Any, callables: dict[str, Any]) -> Any:
-    """astgen through vLLM's contract, cold: both code caches emptied, so the text is new to each."""
+    """astgen through vLLM's contract, cold: its code caches and its memory of rendered texts emptied,
+    so the text is new to each (`compile_execution_fn` binds the code `generate_execution_code` just made)."""
     compiled.code_cache.clear()
     loader.code_cache.clear()
+    rendered.memory.clear()
     code, names, consts = astgen_vllm.generate_execution_code(gm)
     return astgen_vllm.compile_execution_fn(code, callables, names, consts)
 

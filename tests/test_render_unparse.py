@@ -114,3 +114,33 @@ def test_a_tuple_constant_is_left_to_ast_unparse() -> None:
     with pytest.raises(UnsupportedNode):
         unparse_subset(tree)
     assert unparse(tree) == ast.unparse(tree) == "x = (1, 2)"
+
+
+# ---------------------------------------------------------------- names written otherwise
+
+_TABLE = ast.Subscript(value=ast.Name(id="table", ctx=ast.Load()), slice=ast.Constant(value=3), ctx=ast.Load())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def f(x, y=g):\n    a = g(x, k=g)\n    del x\n    return (a, g.h, -g, g ** 2)",
+        "def f(x):\n    return [g for _ in x]",  # a comprehension: left to ast.unparse
+    ],
+)
+def test_a_name_written_otherwise_is_written_as_its_expression_stood_there(text: str) -> None:
+    tree = ast.parse(text)
+    replaced = ast.parse(text.replace("g", "table[3]"))
+    assert unparse(tree, [{"g": _TABLE}]) == ast.unparse(replaced)
+    # The tree itself is left as it compiles.
+    assert ast.unparse(tree) == ast.unparse(ast.parse(text))
+
+
+def test_only_the_statements_given_names_are_written_otherwise() -> None:
+    tree = ast.parse("a = g\n\ndef f(x):\n    return g(x)")
+    assert unparse(tree, [{}, {"g": _TABLE}]) == "a = g\n\ndef f(x):\n    return table[3](x)"
+
+
+def test_a_name_is_written_otherwise_only_as_a_name_a_dotted_name_or_a_subscript() -> None:
+    with pytest.raises(ValueError, match="a name may be replaced by"):
+        unparse(ast.parse("a = g"), [{"g": ast.parse("x + 1", mode="eval").body}])

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from astgen import lift, vllm
+from astgen import lift, loader, rendered, vllm
 from astgen.compiled import CompiledGraph, compile_graph, compile_lowered, generate
 from astgen.errors import CodegenError
 from astgen.loader import load
@@ -285,11 +285,23 @@ def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any], compiled: Com
 
 def check_vllm(gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
     code, names, consts = vllm.generate_execution_code(gm)
+    recalled = rendered.recall(code) is not None
     # vLLM hands over every child; the inlined ones are never called.
     function = vllm.compile_execution_fn(code, submodules(gm), names, consts)
     found = difference(expected, function(*args))
     if found:
         raise PropertyFailure("vllm", "the vLLM drop-in differs from the interpreter", f"{found}\n{code}")
+    if not recalled:
+        return
+    # The text binds the code it was rendered with; a later process lifts it from vLLM's cache.
+    try:
+        verified = loader.verified(code, trusted_namespaces=vllm.TRUSTED_NAMESPACES)
+    except CodegenError as error:
+        raise PropertyFailure("vllm", "a text the lift refuses was bound from memory", f"{error}\n{code}") from None
+    lifted = loader.bind_verified(verified, submodules(gm), names, consts, vllm.TRUSTED_NAMESPACES)
+    found = difference(expected, lifted(*args))
+    if found:
+        raise PropertyFailure("vllm", "the lifted vLLM text differs from the interpreter", f"{found}\n{code}")
 
 
 def _mentions_payload(gm: torch.fx.GraphModule) -> bool:
