@@ -173,11 +173,16 @@ def _hint(obj: object) -> str:
 
 class _Lowering:
     def __init__(
-        self, gm: torch.fx.GraphModule, submodules: Mapping[str, Callable[..., Any]], inline: bool = False
+        self,
+        gm: torch.fx.GraphModule,
+        submodules: Mapping[str, Callable[..., Any]],
+        inline: bool = False,
+        unpack: bool = True,
     ) -> None:
         self.gm = gm
         self.submodules = submodules
         self.inline = inline
+        self.unpack = unpack
         self.piece_by_target: dict[str, ir.Global] = {}
         # While a piece is spliced in: its target (origins read `target.node`)
         # and the operand its output node gives, once lowered.
@@ -382,7 +387,7 @@ class _Lowering:
             bound = self.bind_piece(target, module)
         call = ir.CallModule(self.result(node, result_type), bound, target, args, kwargs, self.origin(node))
         self.body.append(call)
-        if type(result_type) is ir.TupleType and not self.inlining:
+        if self.unpack and type(result_type) is ir.TupleType and not self.inlining:
             self.unpack_reads(node, call, result_type)
 
     def unpack_reads(self, node: torch.fx.Node, call: ir.CallModule, type_: ir.TupleType) -> None:
@@ -860,11 +865,15 @@ def lower(
     *,
     name: str = "forward",
     inline: bool = False,
+    unpack: bool = True,
 ) -> Lowered:
     """Lower `gm` to IR. `submodules` replaces `call_module` targets by name.
 
     With `inline`, each piece that is a plain `GraphModule` (and not replaced
     through `submodules`) is spliced into the function instead of called.
+    With `unpack=False`, a piece's tuple read item by item stays a `GetItem`
+    per read, where the node stands (vLLM's dialect writes them so), instead
+    of one call with a result per item (see `_Lowering.unpack_reads`).
 
     Raises `CodegenError` naming the node for anything that cannot be lowered.
     """
@@ -877,4 +886,4 @@ def lower(
     unknown = sorted(set(submodules) - targets)
     if unknown:
         raise ValueError(f"submodules names targets that the graph never calls: {', '.join(map(repr, unknown))}")
-    return _Lowering(gm, submodules, inline).run(name)
+    return _Lowering(gm, submodules, inline, unpack).run(name)

@@ -123,7 +123,7 @@ def stitching_functions(
     submod_index = {name: index for index, name in enumerate(submod_names)}
     # `lower` names its function with an identifier of its own rules, which
     # refuse a leading underscore; the def is renamed below.
-    lowered = lower(split_gm, name="stitching", inline=False)
+    lowered = lower(split_gm, name="stitching", inline=False, unpack=False)
     # An inlined piece lowered to an IR seen before takes that def's passes and tree. The
     # passes never read the def's name: every name they keep is clean, and no clean name
     # starts with `__` as the inlined defs' names do.
@@ -287,8 +287,14 @@ def _operators_as_calls(function: ir.Function) -> ir.Function:
 
 
 def _subscripted_reads(function: ir.Function) -> ir.Function:
-    """Tuples unpacked at their call (`a, b = f(x)`) or after it as vLLM writes them:
-    the tuple bound to the call's node name, then one `name = source[N]` per item."""
+    """A tuple unpacked (`a, b = flat`, as a graph with its own input processing takes its
+    arguments) as vLLM writes it: one `name = source[N]` per item.
+
+    Lowering leaves a piece's tuple as it is read, one `GetItem` per `getitem`
+    node (`lower(..., unpack=False)`), so only such an `Unpack` is left to split.
+    """
+    if not any(type(instruction) is ir.Unpack for instruction in function.body):
+        return function
     body: list[ir.Instruction] = []
     for instruction in function.body:
         if isinstance(instruction, ir.Unpack):
@@ -296,18 +302,6 @@ def _subscripted_reads(function: ir.Function) -> ir.Function:
                 ir.GetItem(value, instruction.source, ir.Const(index), instruction.origin)
                 for index, value in enumerate(instruction.results)
             )
-        elif (
-            isinstance(instruction, (ir.CallModule, ir.CallFunction, ir.CallMethod))
-            and type(instruction.result) is tuple
-        ):
-            items = instruction.result
-            origin = instruction.origin
-            whole = ir.Value(
-                origin.node if origin is not None else items[0].name + "_tuple",
-                ir.TupleType(tuple(v.type for v in items)),
-            )
-            body.append(replace(instruction, result=whole))
-            body.extend(ir.GetItem(value, whole, ir.Const(index), origin) for index, value in enumerate(items))
         else:
             body.append(instruction)
     return replace(function, body=tuple(body))
