@@ -265,6 +265,13 @@ class _Builder:
     # ------------------------------------------------------------ statements
 
     def statement(self, instruction: ir.Instruction) -> ast.stmt:
+        kind = type(instruction)
+        if kind is ir.GetItem or kind is ir.CallModule:
+            # Most statements of a stitching function, `v = t[0]` and `v = piece(a, b)`, built
+            # here node by node: through the general helpers they were a third of `definition`.
+            fast = self.read_or_call(instruction)  # type: ignore[arg-type]
+            if fast is not None:
+                return fast
         match instruction:
             case ir.Delete():
                 return self.node(ast.Delete, targets=self.names_of(instruction.values, _DEL))
@@ -276,6 +283,68 @@ class _Builder:
                 return self.assign(self.target(instruction.result), self.expression(instruction))
             case _:
                 assert_never(instruction)
+
+    def read_or_call(self, instruction: ir.GetItem | ir.CallModule) -> ast.stmt | None:
+        """`statement`'s tree for a read of a value at a non-negative int, or a call of a piece
+        with positional arguments into one value; None for any other form of the two."""
+        line, renames = self.line, self.names
+        result = instruction.result
+        if type(result) is not ir.Value:
+            return None
+        value: ast.expr
+        if type(instruction) is ir.GetItem:
+            container, key = instruction.container, instruction.key
+            if type(container) is not ir.Value or type(key) is not ir.Const:
+                return None
+            index = key.value
+            if type(index) is not int or index < 0:
+                return None
+            source = _new(ast.Name)
+            source.__dict__ = {
+                "id": renames.get(container.name, container.name) if renames else container.name,
+                "ctx": _LOAD,
+                "lineno": line,
+                "col_offset": _UNKNOWN_COLUMN,
+            }
+            constant = _new(ast.Constant)
+            constant.__dict__ = {"value": index, "lineno": line, "col_offset": _UNKNOWN_COLUMN}
+            value = _new(ast.Subscript)
+            value.__dict__ = {
+                "value": source,
+                "slice": constant,
+                "ctx": _LOAD,
+                "lineno": line,
+                "col_offset": _UNKNOWN_COLUMN,
+            }
+        else:
+            if instruction.kwargs:  # type: ignore[union-attr]
+                return None
+            name = instruction.module.name  # type: ignore[union-attr]
+            callee = _new(ast.Name)
+            callee.__dict__ = {
+                "id": renames.get(name, name) if renames else name,
+                "ctx": _LOAD,
+                "lineno": line,
+                "col_offset": _UNKNOWN_COLUMN,
+            }
+            value = _new(ast.Call)
+            value.__dict__ = {
+                "func": callee,
+                "args": self.names_of(instruction.args),  # type: ignore[union-attr]
+                "keywords": [],
+                "lineno": line,
+                "col_offset": _UNKNOWN_COLUMN,
+            }
+        target = _new(ast.Name)
+        target.__dict__ = {
+            "id": renames.get(result.name, result.name) if renames else result.name,
+            "ctx": _STORE,
+            "lineno": line,
+            "col_offset": _UNKNOWN_COLUMN,
+        }
+        statement = _new(ast.Assign)
+        statement.__dict__ = {"targets": [target], "value": value, "lineno": line, "col_offset": _UNKNOWN_COLUMN}
+        return statement
 
     def target(self, result: ir.Result) -> ast.expr:
         if type(result) is ir.Value:
