@@ -197,10 +197,18 @@ class _Writer:
         if kind is ast.Assign:
             if node.type_comment is not None:
                 raise UnsupportedNode("type comment")
+            targets = node.targets
+            if len(targets) == 1 and type(targets[0]) is ast.Name:
+                fast = self._read_or_call(node.value)
+                if fast is not None:
+                    return self._name(targets[0]) + " = " + fast
             targets = [self._expression(target, _TUPLE) + " = " for target in node.targets]
             return "".join(targets) + self._expression(node.value)
         if kind is ast.Delete:
-            return "del " + ", ".join([self._expression(target) for target in node.targets])
+            targets = node.targets
+            if all([type(target) is ast.Name for target in targets]):
+                return "del " + ", ".join([self._name(target) for target in targets])
+            return "del " + ", ".join([self._expression(target) for target in targets])
         if kind is ast.Return:
             return "return " + self._expression(node.value) if node.value else "return"
         if kind is ast.Import:
@@ -211,6 +219,30 @@ class _Writer:
                 names.append(alias.name + " as " + alias.asname if alias.asname else alias.name)
             return "import " + ", ".join(names)
         raise UnsupportedNode(kind.__name__)
+
+    def _name(self, node: ast.Name) -> str:
+        """`_expression`'s text for a name."""
+        if self.names and type(node.ctx) is ast.Load:
+            return self.names.get(node.id, node.id)
+        return node.id
+
+    def _read_or_call(self, value: Any) -> str | None:
+        """`_expression`'s text for `name[index]` (an int) or `name(name, ...)`, the values of
+        most statements of a stitching function, written without a call per node; None for any other."""
+        kind = type(value)
+        if kind is ast.Subscript:
+            container, key = value.value, value.slice
+            if type(container) is not ast.Name or type(key) is not ast.Constant or type(key.value) is not int:
+                return None
+            if key.kind == "u":
+                return None
+            return self._name(container) + "[" + repr(key.value) + "]"
+        if kind is not ast.Call or value.keywords or type(value.func) is not ast.Name:
+            return None
+        arguments = value.args
+        if not all([type(argument) is ast.Name for argument in arguments]):
+            return None
+        return self._name(value.func) + "(" + ", ".join([self._name(argument) for argument in arguments]) + ")"
 
     def _parameter(self, parameter: ast.arg, default: Any) -> str:
         if type(parameter) is not ast.arg or parameter.annotation:
