@@ -90,8 +90,9 @@ UNKNOWN = UnknownType()
 # ---------------------------------------------------------------- operands
 
 
-# The classes lowering makes once or more per FX node (`Value`, `Origin`,
-# `GetItem`, `CallModule`, and `Delete`, which liveness makes) set their fields
+# The classes lowering makes once or more per FX node or piece (`Value`, `Origin`,
+# `Param`, `Global`, `GetItem`, `CallModule`, `CallFunction`, and `Delete`,
+# which liveness makes) set their fields
 # in an `__init__` of their own, through the slots' setters: still frozen
 # (assignment raises), but a dataclass's frozen `__init__` goes through
 # `object.__setattr__` per field at twice the cost, and these are a tenth
@@ -171,7 +172,7 @@ class Const:
         return hash(self._key())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Global:
     """An object bound by reference: slot `slot` of the binding table, read as `name`.
 
@@ -186,6 +187,16 @@ class Global:
     slot: int
     piece: str | None = None
     path: str | None = None
+
+    def __init__(self, name: str, slot: int, piece: str | None = None, path: str | None = None) -> None:
+        set_name, set_slot, set_piece, set_path = _GLOBAL
+        set_name(self, name)
+        set_slot(self, slot)
+        set_piece(self, piece)
+        set_path(self, path)
+
+
+_GLOBAL = _setters(Global, "name", "slot", "piece", "path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,12 +268,24 @@ class Origin:
 _ORIGIN = _setters(Origin, "node", "source_line")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Param:
     value: Value
     default: Const | Global | None = None
     variadic: bool = False
     origin: Origin | None = None
+
+    def __init__(
+        self, value: Value, default: Const | Global | None = None, variadic: bool = False, origin: Origin | None = None
+    ) -> None:
+        set_value, set_default, set_variadic, set_origin = _PARAM
+        set_value(self, value)
+        set_default(self, default)
+        set_variadic(self, variadic)
+        set_origin(self, origin)
+
+
+_PARAM = _setters(Param, "value", "default", "variadic", "origin")
 
 
 # Every instruction has the same three things to say about itself, as
@@ -317,13 +340,28 @@ class CallModule:
         _verify_call(self.args, self.kwargs)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CallFunction:
     result: Result
     function: Global | Builtin
     args: tuple[Operand, ...]
     kwargs: Kwargs
     origin: Origin | None = None
+
+    def __init__(
+        self,
+        result: Result,
+        function: Global | Builtin,
+        args: tuple[Operand, ...],
+        kwargs: Kwargs,
+        origin: Origin | None = None,
+    ) -> None:
+        set_result, set_function, set_args, set_kwargs, set_origin = _CALL_FUNCTION
+        set_result(self, result)
+        set_function(self, function)
+        set_args(self, args)
+        set_kwargs(self, kwargs)
+        set_origin(self, origin)
 
     @property
     def results(self) -> tuple[Value, ...]:
@@ -498,6 +536,7 @@ class Return:
         _verify_operand(self.value)
 
 
+_CALL_FUNCTION = _setters(CallFunction, "result", "function", "args", "kwargs", "origin")
 _CALL_MODULE = _setters(CallModule, "result", "module", "target", "args", "kwargs", "origin")
 _GET_ITEM = _setters(GetItem, "result", "container", "key", "origin")
 _DELETE = _setters(Delete, "values", "origin")

@@ -129,10 +129,10 @@ def stitching_functions(
     # starts with `__` as the inlined defs' names do.
     earlier = None if with_submod else seen.get(lowered.function)
     if earlier is None:
-        function = replace(lowered.function, name=fn_name)
+        function = _renamed(lowered.function, fn_name)
         function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
     else:
-        function = replace(earlier.function, name=fn_name)
+        function = _renamed(earlier.function, fn_name)
     called = [
         instruction.function
         for instruction in function.body
@@ -213,6 +213,11 @@ def stitching_functions(
         tree.name, tree.lineno = fn_name, line[0]
         made = Stitched(tree, function, written, tuple(sources.items()), with_submod, earlier)
     return [*inlined, made], submod_names, function
+
+
+def _renamed(function: ir.Function, name: str) -> ir.Function:
+    # `dataclasses.replace`, without its walk over the fields: once per inlined piece.
+    return ir.Function(name, function.params, function.body, function.globals)
 
 
 def _next_line(tree: ast.FunctionDef) -> int:
