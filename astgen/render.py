@@ -207,7 +207,12 @@ class _Writer:
         if kind is ast.Delete:
             targets = node.targets
             if all([type(target) is ast.Name for target in targets]):
-                return "del " + ", ".join([self._name(target) for target in targets])
+                renames = self.names
+                written = [
+                    renames.get(target.id, target.id) if renames and type(target.ctx) is ast.Load else target.id
+                    for target in targets
+                ]
+                return "del " + ", ".join(written)
             return "del " + ", ".join([self._expression(target) for target in targets])
         if kind is ast.Return:
             return "return " + self._expression(node.value) if node.value else "return"
@@ -242,7 +247,12 @@ class _Writer:
         arguments = value.args
         if not all([type(argument) is ast.Name for argument in arguments]):
             return None
-        return self._name(value.func) + "(" + ", ".join([self._name(argument) for argument in arguments]) + ")"
+        names = self.names
+        written = [
+            names.get(argument.id, argument.id) if names and type(argument.ctx) is ast.Load else argument.id
+            for argument in arguments
+        ]
+        return self._name(value.func) + "(" + ", ".join(written) + ")"
 
     def _parameter(self, parameter: ast.arg, default: Any) -> str:
         if type(parameter) is not ast.arg or parameter.annotation:

@@ -191,6 +191,19 @@ def _in_the_language(
     instruction: ir.Instruction, sources: Mapping[str, vllm_form.Source], enums: set[str], namespaces: tuple[str, ...]
 ) -> bool:
     """Whether the lift accepts the statement `instruction` is written as; records the consts given as dtypes."""
+    # Most statements of a stitching function, which the checks below accept: `del`s,
+    # reads of a value at a literal key, calls of a piece on values.
+    if type(instruction) is ir.Delete:
+        return True
+    if type(instruction) is ir.GetItem:
+        if type(instruction.container) is ir.Value and type(instruction.key) is ir.Const:
+            return True
+    elif (
+        type(instruction) is ir.CallModule
+        and not instruction.kwargs
+        and all([type(arg) is ir.Value for arg in instruction.args])
+    ):
+        return True
     piece = instruction.module if type(instruction) is ir.CallModule else None
     for operand in instruction.operands:
         kind = type(operand)
