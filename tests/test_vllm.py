@@ -369,6 +369,34 @@ def test_an_unread_result_is_deleted_at_once() -> None:
     assert lines[lines.index("    neg = torch.neg(x)") + 1] == "    del neg"
 
 
+def test_a_pieces_tuple_is_read_where_and_as_fx_reads_it() -> None:
+    # Out of order, apart, one item never read: each read stands where its node does, as
+    # vLLM's own generator writes it (tests_vllm compares the two), and the unread item is not read.
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    whole = graph.call_module("submod_0", (x,))
+    whole.meta["val"] = (torch.empty(1),) * 4
+    second = graph.call_function(operator.getitem, (whole, 2))
+    first = graph.call_function(operator.getitem, (whole, 0))
+    joined = graph.call_module("submod_1", (second, first))
+    graph.output((joined, graph.call_function(operator.getitem, (whole, 1))))
+
+    def piece(*args: Any) -> tuple[Any, ...]:
+        return (*args, "a", "b", "c")
+
+    root = nn.Module()
+    root.__dict__.update(submod_0=piece, submod_1=piece)  # where vLLM's backend puts its pieces
+    gm = torch.fx.GraphModule(root, graph)
+    gm.__dict__.update(submod_0=piece, submod_1=piece)
+    code, names, consts = generate_execution_code(gm)
+    reads = [line for line in code.splitlines() if "= submod_0[" in line]
+    assert reads == ["    getitem = submod_0[2]", "    getitem_1 = submod_0[0]", "    getitem_2 = submod_0[1]"]
+    lines = code.splitlines()
+    assert lines.index(reads[2]) > lines.index("    submod_1 = __vllm_submods__[1](getitem, getitem_1)")
+    fn = compile_execution_fn(code, {"submod_0": piece, "submod_1": piece}, names, consts)
+    assert fn(5) == (("b", 5, "a", "b", "c"), "a")
+
+
 def test_transformer_example_matches_interpreter() -> None:
     gm = example("transformer")
     fn = drop_in(gm)

@@ -7,6 +7,7 @@ through the `vllm.general_plugins` entry point.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 
@@ -181,3 +182,29 @@ def test_stock_vllm_runs_astgen_text_with_the_same_names_and_consts() -> None:
     assert re.findall(references, ours_code) == re.findall(references, vllm_code)
     stock = codegen.compile_execution_fn(ours_code, {}, ours_names, ours_consts)
     assert torch.equal(stock(X), X.to(dtype=torch.float16).relu().sigmoid())
+
+
+def test_a_pieces_tuple_is_read_where_fx_reads_it(generator: str) -> None:
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    whole = graph.call_module("submod_0", (x,))
+    whole.meta["val"] = (torch.empty(1),) * 4
+    second = graph.call_function(operator.getitem, (whole, 2))
+    first = graph.call_function(operator.getitem, (whole, 0))
+    joined = graph.call_module("submod_1", (second, first))
+    graph.output((joined, graph.call_function(operator.getitem, (whole, 1))))
+
+    def piece(*args: object) -> tuple[object, ...]:
+        return (*args, "a", "b", "c")
+
+    root = torch.nn.Module()
+    root.__dict__.update(submod_0=piece, submod_1=piece)  # where vLLM's backend puts its pieces
+    gm = fx.GraphModule(root, graph)
+    gm.__dict__.update(submod_0=piece, submod_1=piece)
+    code, names, consts = codegen.generate_execution_code(gm)
+    lines = code.splitlines()
+    reads = [line for line in lines if "= submod_0[" in line]
+    assert reads == ["    getitem = submod_0[2]", "    getitem_1 = submod_0[0]", "    getitem_2 = submod_0[1]"]
+    assert lines.index(reads[2]) > lines.index("    submod_1 = __vllm_submods__[1](getitem, getitem_1)")
+    fn = codegen.compile_execution_fn(code, {"submod_0": piece, "submod_1": piece}, names, consts)
+    assert fn(5) == (("b", 5, "a", "b", "c"), "a")
