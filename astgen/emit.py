@@ -287,7 +287,6 @@ class _Builder:
     def read_or_call(self, instruction: ir.GetItem | ir.CallModule) -> ast.stmt | None:
         """`statement`'s tree for a read of a value at a non-negative int, or a call of a piece
         with positional arguments into one value; None for any other form of the two."""
-        line, renames = self.line, self.names
         result = instruction.result
         if type(result) is not ir.Value:
             return None
@@ -299,51 +298,30 @@ class _Builder:
             index = key.value
             if type(index) is not int or index < 0:
                 return None
-            source = _new(ast.Name)
-            source.__dict__ = {
-                "id": renames.get(container.name, container.name) if renames else container.name,
-                "ctx": _LOAD,
-                "lineno": line,
-                "col_offset": _UNKNOWN_COLUMN,
-            }
             constant = _new(ast.Constant)
-            constant.__dict__ = {"value": index, "lineno": line, "col_offset": _UNKNOWN_COLUMN}
+            constant.__dict__ = {"value": index, "lineno": self.line, "col_offset": _UNKNOWN_COLUMN}
             value = _new(ast.Subscript)
             value.__dict__ = {
-                "value": source,
+                "value": self.name(container.name),
                 "slice": constant,
                 "ctx": _LOAD,
-                "lineno": line,
+                "lineno": self.line,
                 "col_offset": _UNKNOWN_COLUMN,
             }
         else:
             if instruction.kwargs:  # type: ignore[union-attr]
                 return None
-            name = instruction.module.name  # type: ignore[union-attr]
-            callee = _new(ast.Name)
-            callee.__dict__ = {
-                "id": renames.get(name, name) if renames else name,
-                "ctx": _LOAD,
-                "lineno": line,
-                "col_offset": _UNKNOWN_COLUMN,
-            }
             value = _new(ast.Call)
             value.__dict__ = {
-                "func": callee,
+                "func": self.name(instruction.module.name),  # type: ignore[union-attr]
                 "args": self.names_of(instruction.args),  # type: ignore[union-attr]
                 "keywords": [],
-                "lineno": line,
+                "lineno": self.line,
                 "col_offset": _UNKNOWN_COLUMN,
             }
-        target = _new(ast.Name)
-        target.__dict__ = {
-            "id": renames.get(result.name, result.name) if renames else result.name,
-            "ctx": _STORE,
-            "lineno": line,
-            "col_offset": _UNKNOWN_COLUMN,
-        }
+        target = self.name(result.name, _STORE)
         statement = _new(ast.Assign)
-        statement.__dict__ = {"targets": [target], "value": value, "lineno": line, "col_offset": _UNKNOWN_COLUMN}
+        statement.__dict__ = {"targets": [target], "value": value, "lineno": self.line, "col_offset": _UNKNOWN_COLUMN}
         return statement
 
     def target(self, result: ir.Result) -> ast.expr:

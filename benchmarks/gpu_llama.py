@@ -139,10 +139,12 @@ class Layer(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, layers: int, hidden: int, heads: int, vocab: int, context: int) -> None:
+    def __init__(
+        self, layers: int, hidden: int, heads: int, vocab: int, context: int, layer: type[Layer] = Layer
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, hidden)
-        self.layers = nn.ModuleList(Layer(hidden, heads, context) for _ in range(layers))
+        self.layers = nn.ModuleList(layer(hidden, heads, context) for _ in range(layers))
         self.norm = RMSNorm(hidden)
         self.lm_head = nn.Linear(hidden, vocab, bias=False)
         head_dim = hidden // heads
@@ -412,6 +414,19 @@ def measure_steps(
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Per-round latency and host time, in seconds, of each step contender; rounds interleave the contenders."""
     calls = {name: (fn, setup.inputs if name == EAGER else setup.split_inputs) for name, fn in setup.steps.items()}
+    return time_steps(calls, device, steps=steps, rounds=rounds, warmup=warmup)
+
+
+def time_steps(
+    calls: Mapping[str, tuple[Callable[..., Any], tuple[Any, ...]]],
+    device: torch.device,
+    *,
+    steps: int,
+    rounds: int,
+    warmup: int,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per-round latency (launch to synchronize) and host time (until the call returns, the GPU idle
+    at the start), in seconds, of each `name: (fn, args)`; rounds interleave the contenders."""
     for fn, args in calls.values():
         for _ in range(warmup):
             fn(*args)
@@ -453,12 +468,7 @@ def measure(shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
             rounds=args.rounds,
             target_s=args.stitch_target_s,
         )
-    us = 1e6
-    samples = {"latency": latency, "host": host, "stitch": stitch}
-    rounds_us = {
-        kind: {name: [value * us for value in values] for name, values in per_name.items()}
-        for kind, per_name in samples.items()
-    }
+    rounds_us = in_microseconds({"latency": latency, "host": host, "stitch": stitch})
     return {
         "model": dataclasses.asdict(shape),
         "dtype": "float16" if device.type == "cuda" else "float32",
@@ -467,6 +477,13 @@ def measure(shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
         **summarize(rounds_us),
         "rounds_us": rounds_us,
         "errors": setup.errors,
+    }
+
+
+def in_microseconds(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, list[float]]]:
+    """Each kind's per-contender samples, seconds made microseconds."""
+    return {
+        kind: {name: [value * 1e6 for value in values] for name, values in per.items()} for kind, per in samples.items()
     }
 
 
@@ -546,19 +563,7 @@ def report(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="repeatable; default: both")
-    for field in dataclasses.fields(Shape):
-        parser.add_argument(f"--{field.name}", type=int, default=None, help="with any size flag: one custom config")
-    parser.add_argument("--steps", type=int, default=50, help="steps per sample")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--stitch-target-s", type=float, default=0.02, help="seconds per no-op stitching sample")
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    parser.add_argument(
-        "--report", type=Path, default=None, help="measure nothing: print the tables of a results JSON written earlier"
-    )
+    parser = argument_parser(__doc__)
     args = parser.parse_args(argv)
     if args.report is not None:
         results = json.loads(args.report.read_text())
@@ -567,14 +572,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report(results)
         _write(results, args.out)
         return results
-    sizes = {field.name: getattr(args, field.name) for field in dataclasses.fields(Shape)}
-    overrides = {name: value for name, value in sizes.items() if value is not None}
-    if overrides and args.config:
-        parser.error("--config and size flags exclude each other")
-    if overrides:
-        configs = {"custom": dataclasses.replace(CONFIGS["gpu-bound"], **overrides)}
-    else:
-        configs = {name: CONFIGS[name] for name in args.config or CONFIGS}
+    configs = chosen_configs(parser, args)
     device = torch.device(args.device)
     results = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -589,6 +587,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report(results)
     _write(results, args.out)
     return results
+
+
+def argument_parser(description: str | None) -> argparse.ArgumentParser:
+    """The command line this benchmark and `benchmarks.gpu_sglang` share."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="repeatable; default: both")
+    for field in dataclasses.fields(Shape):
+        parser.add_argument(f"--{field.name}", type=int, default=None, help="with any size flag: one custom config")
+    parser.add_argument("--steps", type=int, default=50, help="steps per sample")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--stitch-target-s", type=float, default=0.02, help="seconds per no-op stitching sample")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument(
+        "--report", type=Path, default=None, help="measure nothing: print the tables of a results JSON written earlier"
+    )
+    return parser
+
+
+def chosen_configs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Shape]:
+    """`--config`s by name, or one "custom" of the gpu-bound sizes with the size flags applied."""
+    sizes = {field.name: getattr(args, field.name) for field in dataclasses.fields(Shape)}
+    overrides = {name: value for name, value in sizes.items() if value is not None}
+    if overrides and args.config:
+        parser.error("--config and size flags exclude each other")
+    if overrides:
+        return {"custom": dataclasses.replace(CONFIGS["gpu-bound"], **overrides)}
+    return {name: CONFIGS[name] for name in args.config or CONFIGS}
 
 
 def _write(results: dict[str, Any], out: Path | None) -> None:

@@ -42,16 +42,13 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import gc
 import json
 import os
 import platform
 import statistics
 import sys
-import time
 import types
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,13 +57,26 @@ import torch.nn.functional as F
 from torch import nn
 
 import astgen
-from benchmarks import sglang_env, timing
-from benchmarks.gpu_llama import CONFIGS, RMSNorm, Shape, _host_cpu, _ratio, _returning, _write
+from benchmarks import gpu_llama, sglang_env, timing
+from benchmarks.gpu_llama import (
+    Shape,
+    _host_cpu,
+    _ratio,
+    _returning,
+    _to_astgen_fn,
+    _write,
+    argument_parser,
+    chosen_configs,
+    in_microseconds,
+    sync,
+    time_steps,
+)
 
 SPLIT_OP = "astgen_bench.attention"
 SGLANG = "SGLang"
 SGLANG_ASTGEN = "SGLang + astgen"
-ASTGEN_FN = "astgen .fn"
+# The contender ratios are taken to, named as gpu_llama names it.
+ASTGEN_FN = gpu_llama.ASTGEN_FN
 SPLIT_GM = "SGLang split_gm"
 STEPS = (SGLANG, SGLANG_ASTGEN, ASTGEN_FN)
 
@@ -89,23 +99,8 @@ def _(
     return None
 
 
-class Layer(nn.Module):
-    def __init__(self, hidden: int, heads: int, context: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.head_dim = hidden // heads
-        self.attn_norm = RMSNorm(hidden)
-        self.qkv = nn.Linear(hidden, 3 * hidden, bias=False)
-        self.o_proj = nn.Linear(hidden, hidden, bias=False)
-        self.mlp_norm = RMSNorm(hidden)
-        self.gate_up = nn.Linear(hidden, 2 * 4 * hidden, bias=False)
-        self.down = nn.Linear(4 * hidden, hidden, bias=False)
-        self.register_buffer("k_cache", torch.randn(1, heads, context, self.head_dim))
-        self.register_buffer("v_cache", torch.randn(1, heads, context, self.head_dim))
-
-    def rotate(self, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        first, second = t.chunk(2, dim=-1)
-        return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
+class Layer(gpu_llama.Layer):
+    """`benchmarks.gpu_llama`'s layer for any number of tokens, its attention SGLang's split op."""
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         tokens, hidden = x.shape
@@ -119,23 +114,7 @@ class Layer(nn.Module):
         return x + self.down(F.silu(gate) * up)
 
 
-class Llama(nn.Module):
-    def __init__(self, shape: Shape) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(shape.vocab, shape.hidden)
-        self.layers = nn.ModuleList(Layer(shape.hidden, shape.heads, shape.context) for _ in range(shape.layers))
-        self.norm = RMSNorm(shape.hidden)
-        self.lm_head = nn.Linear(shape.hidden, shape.vocab, bias=False)
-        head_dim = shape.hidden // shape.heads
-        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim)))
-
-    def forward(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        freqs = positions.float()[:, None] * self.inv_freq[None, :]
-        cos, sin = freqs.cos().to(self.lm_head.weight.dtype), freqs.sin().to(self.lm_head.weight.dtype)
-        x = self.embed(tokens)
-        for layer in self.layers:
-            x = layer(x, cos, sin)
-        return self.lm_head(self.norm(x))
+Llama = gpu_llama.Llama
 
 
 def arguments_of(code: Any, call: Callable[[], Any], *, method: bool = False) -> tuple[Any, ...]:
@@ -183,7 +162,7 @@ def build(shape: Shape, device: torch.device, *, capture: bool) -> Setup:
 
     torch.manual_seed(0)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    eager = Llama(shape).to(device=device, dtype=dtype).eval()
+    eager = Llama(**dataclasses.asdict(shape), layer=Layer).to(device=device, dtype=dtype).eval()
     models = {name: _own_forward(copy.deepcopy(eager), name) for name in (SGLANG, SGLANG_ASTGEN)}
     tokens = torch.tensor([7], device=device)
     positions = torch.tensor([shape.context], device=device)
@@ -314,11 +293,6 @@ def no_op_stitchers(setup: Setup) -> dict[str, Callable[..., Any]]:
     return {SPLIT_GM: split_gm, ASTGEN_FN: astgen.sglang.stitch(split_gm)}
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def check(setup: Setup) -> dict[str, dict[str, Any]]:
     """Each step contender against the eager model: bitwise equal, and the largest difference."""
     expected = setup.eager(*setup.steps[SGLANG][1])
@@ -333,49 +307,6 @@ def check(setup: Setup) -> dict[str, dict[str, Any]]:
     return results
 
 
-def measure_steps(
-    setup: Setup, device: torch.device, *, steps: int, rounds: int, warmup: int
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Per-round latency and host time, in seconds, of each step contender; rounds interleave the contenders."""
-    for fn, args in setup.steps.values():
-        for _ in range(warmup):
-            fn(*args)
-    sync(device)
-    latency: dict[str, list[float]] = {name: [] for name in setup.steps}
-    host: dict[str, list[float]] = {name: [] for name in setup.steps}
-    for _ in range(rounds):
-        for name, (fn, args) in setup.steps.items():
-            gc.collect()
-            gc.disable()
-            try:
-                sync(device)
-                start = time.perf_counter()
-                for _ in range(steps):
-                    fn(*args)
-                sync(device)
-                latency[name].append((time.perf_counter() - start) / steps)
-                issue = []
-                for _ in range(steps):
-                    sync(device)
-                    start = time.perf_counter()
-                    fn(*args)
-                    issue.append(time.perf_counter() - start)
-                sync(device)
-                host[name].append(statistics.median(issue))
-            finally:
-                gc.enable()
-    return latency, host
-
-
-def _to(samples: dict[str, list[float]], base: str) -> dict[str, dict[str, float]]:
-    """Per-round ratios to `base`'s sample of the same round: their range is the noise."""
-    ratios = {}
-    for name, values in samples.items():
-        per_round = [value / reference for value, reference in zip(values, samples[base], strict=True)]
-        ratios[name] = {"median": statistics.median(per_round), "min": min(per_round), "max": max(per_round)}
-    return ratios
-
-
 def summarize(rounds_us: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     medians = {
         kind: {name: statistics.median(values) for name, values in per_name.items()}
@@ -387,9 +318,9 @@ def summarize(rounds_us: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
         "latency_us": medians["latency"],
         "host_us": host,
         "stitch_us": stitch,
-        "latency_to_astgen_fn": _to(rounds_us["latency"], ASTGEN_FN),
-        "host_to_astgen_fn": _to(rounds_us["host"], ASTGEN_FN),
-        "stitch_to_astgen_fn": _to(rounds_us["stitch"], ASTGEN_FN),
+        "latency_to_astgen_fn": _to_astgen_fn(rounds_us["latency"]),
+        "host_to_astgen_fn": _to_astgen_fn(rounds_us["host"]),
+        "stitch_to_astgen_fn": _to_astgen_fn(rounds_us["stitch"]),
         # Each stitcher's time against the host time of the step it runs in.
         "stitch_share_of_host": {
             SPLIT_GM: stitch[SPLIT_GM] / host[SGLANG],
@@ -410,19 +341,14 @@ def measure(shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
     with torch.inference_mode(), enable_tc_piecewise_cuda_graph():
         setup = build(shape, device, capture=device.type == "cuda")
         outputs = check(setup)
-        latency, host = measure_steps(setup, device, steps=args.steps, rounds=args.rounds, warmup=args.warmup)
+        latency, host = time_steps(setup.steps, device, steps=args.steps, rounds=args.rounds, warmup=args.warmup)
         stitchers = no_op_stitchers(setup)
         stitch = timing.per_call(
             {name: (fn, setup.split_args) for name, fn in stitchers.items()},
             rounds=args.rounds,
             target_s=args.stitch_target_s,
         )
-    us = 1e6
-    samples = {"latency": latency, "host": host, "stitch": stitch}
-    rounds_us = {
-        kind: {name: [value * us for value in values] for name, values in per_name.items()}
-        for kind, per_name in samples.items()
-    }
+    rounds_us = in_microseconds({"latency": latency, "host": host, "stitch": stitch})
     return {
         "model": dataclasses.asdict(shape),
         "dtype": "float16" if device.type == "cuda" else "float32",
@@ -468,32 +394,13 @@ def report(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="repeatable; default: both")
-    for field in dataclasses.fields(Shape):
-        parser.add_argument(f"--{field.name}", type=int, default=None, help="with any size flag: one custom config")
-    parser.add_argument("--steps", type=int, default=50, help="steps per sample")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--stitch-target-s", type=float, default=0.02, help="seconds per no-op stitching sample")
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    parser.add_argument(
-        "--report", type=Path, default=None, help="measure nothing: print the tables of a results JSON written earlier"
-    )
+    parser = argument_parser(__doc__)
     args = parser.parse_args(argv)
     if args.report is not None:
         results = json.loads(args.report.read_text())
         report(results)
         return results
-    sizes = {field.name: getattr(args, field.name) for field in dataclasses.fields(Shape)}
-    overrides = {name: value for name, value in sizes.items() if value is not None}
-    if overrides and args.config:
-        parser.error("--config and size flags exclude each other")
-    if overrides:
-        configs = {"custom": dataclasses.replace(CONFIGS["gpu-bound"], **overrides)}
-    else:
-        configs = {name: CONFIGS[name] for name in args.config or CONFIGS}
+    configs = chosen_configs(parser, args)
     device = torch.device(args.device)
     sglang_env.prepare(device.type)
     from importlib.metadata import version
