@@ -85,3 +85,14 @@ def test_sglang_numbers_are_the_committed_results() -> None:
         len([line for line in (docs_outputs.ROOT / "docs" / "sglang.md").read_text().splitlines() if line in committed])
         > 12
     )
+
+
+def test_readme_why_numbers_are_the_committed_results() -> None:
+    """Each timing in README's "Why" table measured on the CPU stands in benchmarks/results/bench.txt."""
+    committed = (run.RESULTS / "bench.txt").read_text()
+    readme = (docs_outputs.ROOT / "README.md").read_text()
+    why = readme.split("## Why", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in why.splitlines() if line.startswith("| ") and not re.search(r"H100|H200", line)]
+    timings = [number for row in rows for number in re.findall(r"(\d[\d,]*\.\d+) (?:µs|ms)", row)]
+    assert len(timings) >= 10
+    assert [number for number in timings if number not in committed] == []
