@@ -108,7 +108,6 @@ def cold() -> None:
     """Forget the code that `passing` made for these graphs: a campaign's graphs are new to its caches."""
     code_cache.clear()
     loader.code_cache.memory.clear()
-    checks.lifted.cache_clear()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.fx
 
-from astgen import lift, loader, rendered, vllm
+from astgen import loader, rendered, vllm
 from astgen.compiled import CompiledGraph, compile_graph, compile_lowered, generate
 from astgen.errors import CodegenError
 from astgen.loader import load
@@ -158,16 +158,11 @@ def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:
         return consts  # objects of a local class: an artifact holds them as they are
 
 
-@functools.lru_cache(maxsize=8)
-def lifted(code: str) -> lift.Lifted:
-    """The loader's lift of a text, once for the artifact and the loader checks (its IR is frozen)."""
-    return lift.lift(code)
-
-
 def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
     code, names, consts = compiled.artifact()
     try:
-        lifted(code)
+        # The loader's own lift, kept in its code cache: `load` below and the loader check reuse it.
+        loader.verified(code)
     except CodegenError as error:
         raise PropertyFailure("artifact", "the loader refuses astgen's own text", f"{error}\n{code}") from None
     loaded = load((code, names, _through_pickle(consts)), {name: gm.get_submodule(name) for name in names})
@@ -734,11 +729,11 @@ def check_loader(compiled: CompiledGraph) -> None:
     import atexit
     import random
 
-    from astgen.emit import emit
     from astgen.testing import audit, mutants
 
     code, names, _ = compiled.artifact()
-    if ast.unparse(emit(lifted(code).function)) + "\n" != code:
+    # `Verified.source` is the text unparsed from the IR emitted from the lift (`loader.compile_text`).
+    if loader.verified(code).source != code:
         raise PropertyFailure("loader", "lifting astgen's text and emitting its IR gives another text", code)
     if not _loader_server:
         server = audit.AuditServer().__enter__()
