@@ -55,8 +55,9 @@ def stitch(split_gm: torch.fx.GraphModule) -> Callable[..., Any]:
     `split_gm.__dict__`, or the submodule itself for a splitting op's piece.
     A piece object's call is typed by its piece graph's own output, which
     the object returns (SGLang's call nodes record no value), so a tuple is
-    unpacked straight from the call. The `CompiledGraph` lives as long as
-    the function does.
+    unpacked straight from the call; the type goes into the call node's
+    `meta["example_value"]`, as `astgen.piecewise` records it. The
+    `CompiledGraph` lives as long as the function does.
     """
     if not isinstance(split_gm, torch.fx.GraphModule):
         raise TypeError(f"astgen.sglang.stitch takes the split GraphModule SGLang made, not {type(split_gm).__name__}")
