@@ -146,14 +146,16 @@ def _expression(choose: Chooser, receivers: Sequence[str]) -> ast.expr:
 
 #: What takes a mutation back: the base tree serves every mutant of a batch (a parse is most of a mutant).
 _Undo = list[Callable[[], object]]
+#: `nodes(function)`, or the base tree's walk of it, kept while no mutation has changed the tree.
+_Walk = Callable[[ast.FunctionDef], list[ast.AST]]
 
 
 def _restore(node: Any, field: str, undo: _Undo) -> None:
     undo.append(functools.partial(setattr, node, field, getattr(node, field)))
 
 
-def _mutate_callee(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
-    found = nodes(function)
+def _mutate_callee(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo, walk: _Walk) -> None:
+    found = walk(function)
     calls = [node for node in found if isinstance(node, ast.Call)]
     if calls:
         callee = _callee(choose, _locals(function, found))  # drawn before the call, as `call.func = ...` ran
@@ -162,8 +164,8 @@ def _mutate_callee(choose: Chooser, tree: ast.Module, function: ast.FunctionDef,
         call.func = callee
 
 
-def _mutate_argument(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
-    found = nodes(function)
+def _mutate_argument(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo, walk: _Walk) -> None:
+    found = walk(function)
     calls = [node for node in found if isinstance(node, ast.Call) and node.args]
     if calls:
         call = choose.choice(calls)
@@ -173,15 +175,15 @@ def _mutate_argument(choose: Chooser, tree: ast.Module, function: ast.FunctionDe
         call.args[index] = value
 
 
-def _mutate_default(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
+def _mutate_default(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo, walk: _Walk) -> None:
     function.args.args.append(ast.arg(arg=choose.choice(("extra", "y_default"))))
     undo.append(function.args.args.pop)
     function.args.defaults.append(_expression(choose, ["len", "torch", "x"]))
     undo.append(function.args.defaults.pop)
 
 
-def _mutate_constant(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
-    constants = [node for node in nodes(function) if isinstance(node, ast.Constant)]
+def _mutate_constant(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo, walk: _Walk) -> None:
+    constants = [node for node in walk(function) if isinstance(node, ast.Constant)]
     if constants:
         literal = choose.choice(_LITERALS)
         constant = choose.choice(constants)
@@ -189,7 +191,7 @@ def _mutate_constant(choose: Chooser, tree: ast.Module, function: ast.FunctionDe
         constant.value = literal
 
 
-def _mutate_prelude(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo) -> None:
+def _mutate_prelude(choose: Chooser, tree: ast.Module, function: ast.FunctionDef, undo: _Undo, walk: _Walk) -> None:
     value = _expression(choose, ["__astgen_consts__", "__astgen_pieces__", "torch", "operator"])
     # A line number: `ast.unparse` looks an assignment's type comment up by it.
     tree.body.insert(0, ast.Assign(targets=[ast.Name(id="planted", ctx=ast.Store())], value=value, lineno=1))
@@ -200,7 +202,7 @@ def _mutate_prelude(choose: Chooser, tree: ast.Module, function: ast.FunctionDef
     undo.append(functools.partial(function.body.pop, 0))
 
 
-_MUTATIONS: tuple[Callable[[Chooser, ast.Module, ast.FunctionDef, _Undo], None], ...] = (
+_MUTATIONS: tuple[Callable[[Chooser, ast.Module, ast.FunctionDef, _Undo, _Walk], None], ...] = (
     _mutate_callee,
     _mutate_argument,
     _mutate_default,
@@ -213,11 +215,22 @@ def _mutants(choose: Chooser, base: Case, count: int) -> list[Case]:
     """`count` mutants of `base`, each with one to three of its nodes replaced, from one parse."""
     tree = ast.parse(base.code)
     functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    walked: dict[int, list[ast.AST]] = {}
+
+    def walk_base(function: ast.FunctionDef) -> list[ast.AST]:
+        # Each mutation walked its function anew; a mutant's first mutation sees the base tree,
+        # whose walk the batch's mutants share (the lists are only read).
+        found = walked.get(id(function))
+        if found is None:
+            found = walked[id(function)] = nodes(function)
+        return found
+
     made = []
     for _ in range(count):
         undo: _Undo = []
         for _ in range(choose.integer(1, 3)):
-            choose.choice(_MUTATIONS)(choose, tree, choose.choice(functions), undo)
+            # Every mutation that changes the tree leaves a step in `undo`: while it is empty, the tree is the base.
+            choose.choice(_MUTATIONS)(choose, tree, choose.choice(functions), undo, nodes if undo else walk_base)
         try:
             # No `fix_missing_locations`: unparse needs no positions (a third of a mutant's time).
             # `render.unparse` writes `ast.unparse`'s text, in half its time.
