@@ -107,10 +107,18 @@ def _reused_names(function: ir.Function) -> dict[str, str]:
         if type(instruction) is ir.Delete:
             for value in instruction.values:
                 name = names.get(value.name, value.name)
-                dead = free.get(name.rstrip(suffix))
+                stem = name.rstrip(suffix)
+                dead = free.get(stem)
                 if dead is None:
-                    free[name.rstrip(suffix)] = dead = deque()
+                    free[stem] = dead = deque()
                 dead.append(name)
+            continue
+        if type(instruction) is ir.GetItem:
+            # Most instructions of a stitching function: one result, read without building `results`.
+            name = instruction.result.name
+            dead = free.get(name.rstrip(suffix))
+            if dead:
+                names[name] = dead.popleft()
             continue
         for value in instruction.results:
             dead = free.get(value.name.rstrip(suffix))

@@ -545,14 +545,16 @@ class _Lowering:
         reading = self.readers.get(node)
         method = self.methods.get(node.op)
         if method is None and reading is None:
-            method = self.methods[node.op] = getattr(self, f"lower_{node.op}", None)
+            # The class's function, not a method bound to `self`: a dict of those on `self` is a
+            # cycle, which kept each lowering alive for the collector (a sixth of a cold text's time).
+            method = self.methods[node.op] = getattr(type(self), f"lower_{node.op}", None)
             if method is None:
                 raise self.error(f"unknown opcode {node.op!r}")
         try:
             if reading is not None:
                 self.read_position(node, *reading)
             else:
-                method(node)  # type: ignore[misc]
+                method(self, node)  # type: ignore[misc]
         except CodegenError:
             raise
         except RecursionError:
@@ -563,7 +565,7 @@ class _Lowering:
             raise self.error(f"cannot lower this node: {type(error).__name__}: {error}") from error
 
     def run(self, name: str) -> Lowered:
-        self.methods: dict[str, Callable[[torch.fx.Node], None] | None] = {}
+        self.methods: dict[str, Callable[[_Lowering, torch.fx.Node], None] | None] = {}
         # The module defines the function under its name: no global may take it.
         self.names.give([name])
         # A pytree graph takes the exported module's own arguments: their names are the signature's.

@@ -133,15 +133,18 @@ def stitching_functions(
         function = assign_names(insert_deletes(_subscripted_reads(_operators_as_calls(function))))
     else:
         function = _renamed(earlier.function, fn_name)
+    # Most instructions of a stitching function read a value at a literal key (`_plain_read`):
+    # they call nothing and hold no global, and are skipped here and below.
+    body = [instruction for instruction in function.body if not _plain_read(instruction)]
     called = [
         instruction.function
-        for instruction in function.body
+        for instruction in body
         if isinstance(instruction, ir.CallFunction) and isinstance(instruction.function, ir.Global)
     ]
     # A namedtuple the text rebuilds is a call of its class. Most operands are names and literals, holding none.
     called += [
         cls
-        for instruction in function.body
+        for instruction in body
         for operand in instruction.operands
         if type(operand) not in _LEAVES
         for cls in _classes(operand)
@@ -187,7 +190,7 @@ def stitching_functions(
 
     # vLLM numbers constants as it writes each node's arguments, and writes
     # an inlined piece's body after the arguments of the call to it.
-    for instruction in function.body:
+    for instruction in body:
         piece = instruction.module if isinstance(instruction, ir.CallModule) else None
         for operand in instruction.operands:
             kind = type(operand)
@@ -213,6 +216,15 @@ def stitching_functions(
         tree.name, tree.lineno = fn_name, line[0]
         made = Stitched(tree, function, written, tuple(sources.items()), with_submod, earlier)
     return [*inlined, made], submod_names, function
+
+
+def _plain_read(instruction: ir.Instruction) -> bool:
+    """Whether `instruction` is `name = value[N]`."""
+    return (
+        type(instruction) is ir.GetItem
+        and type(instruction.container) is ir.Value
+        and type(instruction.key) is ir.Const
+    )
 
 
 def _renamed(function: ir.Function, name: str) -> ir.Function:
