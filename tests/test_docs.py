@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import re
 from pathlib import Path
@@ -96,3 +97,18 @@ def test_readme_why_numbers_are_the_committed_results() -> None:
     timings = [number for row in rows for number in re.findall(r"(\d[\d,]*\.\d+) (?:µs|ms)", row)]
     assert len(timings) >= 10
     assert [number for number in timings if number not in committed] == []
+
+
+def test_readme_vllm_findings_are_the_fuzzing_pages() -> None:
+    """README's table of vLLM 0.33 root causes is docs/fuzzing.md's, which comes from the recorded campaign."""
+
+    def table(text: str) -> list[str]:
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("| # | root cause"))
+        return list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+
+    readme = table((docs_outputs.ROOT / "README.md").read_text())
+    page = (docs_outputs.ROOT / "docs" / "fuzzing.md").read_text()
+    assert readme == table(page)
+    assert f"{len(readme) - 2} root causes" in (docs_outputs.ROOT / "README.md").read_text()
+    assert re.search(rf"\b{len(readme) - 2} root causes\b", page)
