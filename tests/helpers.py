@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,3 +111,25 @@ def split_at(gm: torch.fx.GraphModule, is_boundary: Callable[[torch.fx.Node], bo
 def example(name: str) -> torch.fx.GraphModule:
     """A built-in example graph, built once per process (exporting the transformer takes seconds)."""
     return examples.EXAMPLES[name]()
+
+
+def tuple_read_out_of_order() -> tuple[torch.fx.GraphModule, Callable[..., tuple[Any, ...]]]:
+    """A stitching graph reading a piece's 4-tuple out of order, apart, one item never read, its
+    pieces where vLLM's backend puts them; and the piece, which appends "a", "b", "c" to its arguments."""
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    whole = graph.call_module("submod_0", (x,))
+    whole.meta["val"] = (torch.empty(1),) * 4
+    second = graph.call_function(operator.getitem, (whole, 2))
+    first = graph.call_function(operator.getitem, (whole, 0))
+    joined = graph.call_module("submod_1", (second, first))
+    graph.output((joined, graph.call_function(operator.getitem, (whole, 1))))
+
+    def piece(*args: Any) -> tuple[Any, ...]:
+        return (*args, "a", "b", "c")
+
+    root = torch.nn.Module()
+    root.__dict__.update(submod_0=piece, submod_1=piece)
+    gm = torch.fx.GraphModule(root, graph)
+    gm.__dict__.update(submod_0=piece, submod_1=piece)
+    return gm, piece

@@ -24,7 +24,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from astgen.errors import CodegenError
 from astgen.vllm import compile_execution_fn, generate_execution_code, generate_execution_code_with_name
-from tests.helpers import assert_same, build, build_raw, example, interpret, split_at
+from tests.helpers import assert_same, build, build_raw, example, interpret, split_at, tuple_read_out_of_order
 
 
 def trace_and_split(model: Callable[..., torch.Tensor], x: torch.Tensor, at: set[object]) -> torch.fx.GraphModule:
@@ -372,22 +372,7 @@ def test_an_unread_result_is_deleted_at_once() -> None:
 def test_a_pieces_tuple_is_read_where_and_as_fx_reads_it() -> None:
     # Out of order, apart, one item never read: each read stands where its node does, as
     # vLLM's own generator writes it (tests_vllm compares the two), and the unread item is not read.
-    graph = torch.fx.Graph()
-    x = graph.placeholder("x")
-    whole = graph.call_module("submod_0", (x,))
-    whole.meta["val"] = (torch.empty(1),) * 4
-    second = graph.call_function(operator.getitem, (whole, 2))
-    first = graph.call_function(operator.getitem, (whole, 0))
-    joined = graph.call_module("submod_1", (second, first))
-    graph.output((joined, graph.call_function(operator.getitem, (whole, 1))))
-
-    def piece(*args: Any) -> tuple[Any, ...]:
-        return (*args, "a", "b", "c")
-
-    root = nn.Module()
-    root.__dict__.update(submod_0=piece, submod_1=piece)  # where vLLM's backend puts its pieces
-    gm = torch.fx.GraphModule(root, graph)
-    gm.__dict__.update(submod_0=piece, submod_1=piece)
+    gm, piece = tuple_read_out_of_order()
     code, names, consts = generate_execution_code(gm)
     reads = [line for line in code.splitlines() if "= submod_0[" in line]
     assert reads == ["    getitem = submod_0[2]", "    getitem_1 = submod_0[0]", "    getitem_2 = submod_0[1]"]

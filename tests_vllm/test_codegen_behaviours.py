@@ -7,7 +7,6 @@ through the `vllm.general_plugins` entry point.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from vllm.compilation import codegen
 from vllm.compilation.backends import split_graph
 
 import astgen.vllm
+from tests.helpers import tuple_read_out_of_order
 
 X = torch.zeros(2, 3)
 
@@ -185,22 +185,7 @@ def test_stock_vllm_runs_astgen_text_with_the_same_names_and_consts() -> None:
 
 
 def test_a_pieces_tuple_is_read_where_fx_reads_it(generator: str) -> None:
-    graph = fx.Graph()
-    x = graph.placeholder("x")
-    whole = graph.call_module("submod_0", (x,))
-    whole.meta["val"] = (torch.empty(1),) * 4
-    second = graph.call_function(operator.getitem, (whole, 2))
-    first = graph.call_function(operator.getitem, (whole, 0))
-    joined = graph.call_module("submod_1", (second, first))
-    graph.output((joined, graph.call_function(operator.getitem, (whole, 1))))
-
-    def piece(*args: object) -> tuple[object, ...]:
-        return (*args, "a", "b", "c")
-
-    root = torch.nn.Module()
-    root.__dict__.update(submod_0=piece, submod_1=piece)  # where vLLM's backend puts its pieces
-    gm = fx.GraphModule(root, graph)
-    gm.__dict__.update(submod_0=piece, submod_1=piece)
+    gm, piece = tuple_read_out_of_order()
     code, names, consts = codegen.generate_execution_code(gm)
     lines = code.splitlines()
     reads = [line for line in lines if "= submod_0[" in line]
